@@ -1,0 +1,171 @@
+"""Restore what Odoo 11 needs from Python 3.5/3.6 on Python 3.11.
+
+Each patch is one small function naming the error it prevents. ``apply_early``
+runs before ``import odoo`` and must not import ``threading`` (gevent patches it
+first in the longpolling process); ``apply_late`` runs once ``odoo`` is imported.
+A patch named in ``$ODOO_PY311_SKIP`` (comma separated) is left out: the tests
+use it to prove that every patch is needed.
+"""
+import os
+
+_SKIP = set(filter(None, os.environ.get("ODOO_PY311_SKIP", "").split(",")))
+
+
+def collections_abc_aliases():
+    """ImportError: cannot import name 'Mapping' from 'collections' (odoo/tools/misc.py)."""
+    import collections
+    import collections.abc
+
+    for name in collections.abc.__all__:
+        if not hasattr(collections, name):
+            setattr(collections, name, getattr(collections.abc, name))
+
+
+def inspect_getargspec():
+    """AttributeError: module 'inspect' has no attribute 'getargspec' (api.py, http.py, tools/cache.py)."""
+    import collections
+    import inspect
+
+    ArgSpec = collections.namedtuple("ArgSpec", "args varargs keywords defaults")
+
+    def getargspec(func):
+        spec = inspect.getfullargspec(func)
+        return ArgSpec(spec.args, spec.varargs, spec.varkw, spec.defaults)
+
+    def formatargspec(args, varargs=None, varkw=None, defaults=None, *_ignored, **_also_ignored):
+        first_default = len(args) - len(defaults or ())
+        parts = [
+            arg if i < first_default else "%s=%r" % (arg, defaults[i - first_default])
+            for i, arg in enumerate(args)
+        ]
+        if varargs:
+            parts.append("*" + varargs)
+        if varkw:
+            parts.append("**" + varkw)
+        return "(%s)" % ", ".join(parts)
+
+    inspect.getargspec = getargspec
+    inspect.formatargspec = formatargspec
+
+
+def base64_encodestring():
+    """AttributeError: module 'base64' has no attribute 'encodestring' (menu icons during -i base)."""
+    import base64
+
+    base64.encodestring = base64.encodebytes
+    base64.decodestring = base64.decodebytes
+
+
+def elementtree_getchildren():
+    """AttributeError: 'Element' object has no attribute 'getchildren' (/web/webclient/qweb answers 500)."""
+    import sys
+
+    # The C Element type takes no new methods: block it so ElementTree stays pure Python.
+    sys.modules["_elementtree"] = None
+    from xml.etree import ElementTree
+
+    ElementTree.Element.getchildren = lambda self: list(self)
+    ElementTree.Element.getiterator = ElementTree.Element.iter
+
+
+def setrlimit_int():
+    """TypeError: 'float' object cannot be interpreted as an integer (every prefork worker dies at start)."""
+    import resource
+
+    setrlimit = resource.setrlimit
+    resource.setrlimit = lambda which, limits: setrlimit(which, tuple(int(limit) for limit in limits))
+
+
+def yaml_load_loader():
+    """TypeError: load() missing 1 required positional argument: 'Loader' (.yml demo data)."""
+    import yaml
+
+    load = yaml.load
+    yaml.load = lambda stream, Loader=yaml.Loader: load(stream, Loader)
+
+
+def qweb_ast_py38():
+    """TypeError: required field "posonlyargs" missing from arguments (every QWeb page answers 500)."""
+    import ast
+
+    missing_fields = {
+        ast.arguments: {"posonlyargs": list, "kwonlyargs": list, "kw_defaults": list},
+        ast.Module: {"type_ignores": list},
+        ast.comprehension: {"is_async": int},
+        ast.FunctionDef: {"decorator_list": list},
+        ast.Call: {"keywords": list},
+    }
+    constants = {"True": True, "False": False, "None": None}
+
+    class Repair(ast.NodeTransformer):
+        def generic_visit(self, node):
+            for field, make in missing_fields.get(type(node), {}).items():
+                if getattr(node, field, None) is None:
+                    setattr(node, field, make())
+            node = super().generic_visit(node)
+            if isinstance(node, ast.Name) and node.id in constants:
+                return ast.copy_location(ast.Constant(constants[node.id]), node)
+            lineno = getattr(node, "lineno", None)
+            if lineno is not None and (getattr(node, "end_lineno", None) or 0) < lineno:
+                node.end_lineno = lineno
+            return node
+
+    fix_missing_locations = ast.fix_missing_locations
+
+    def repair_then_fix(node):
+        return Repair().visit(fix_missing_locations(node))
+
+    ast.fix_missing_locations = repair_then_fix
+
+
+def thread_isalive():
+    """AttributeError: 'Thread' object has no attribute 'isAlive' (defensive: odoo/service/server.py)."""
+    import threading
+
+    threading.Thread.isAlive = threading.Thread.is_alive
+
+
+def safe_eval_opcodes():
+    """ValueError: forbidden opcode(s) ... RESUME, PRECALL, CALL (every domain, attrs and cron code)."""
+    import importlib
+    from opcode import opmap
+
+    safe_eval = importlib.import_module("odoo.tools.safe_eval")
+
+    def add(target, names):
+        target.update(opmap[name] for name in names if name in opmap)
+
+    const = ["RESUME", "NOP", "LIST_EXTEND", "SET_UPDATE", "LIST_TO_TUPLE", "DICT_UPDATE"]
+    expr = const + ["BINARY_OP", "IS_OP", "CONTAINS_OP", "DICT_MERGE", "FORMAT_VALUE",
+                    "BUILD_STRING", "COPY", "SWAP", "PUSH_NULL", "PRECALL", "CALL", "KW_NAMES",
+                    "RETURN_GENERATOR", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+                    "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_FORWARD_IF_TRUE",
+                    "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE",
+                    "POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_FORWARD_IF_NOT_NONE",
+                    "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE"]
+    safe = expr + ["PUSH_EXC_INFO", "CHECK_EXC_MATCH", "RERAISE", "JUMP_IF_NOT_EXC_MATCH"]
+    # Mutated in place: ir_qweb and others imported these sets by name.
+    add(safe_eval._CONST_OPCODES, const)
+    add(safe_eval._EXPR_OPCODES, expr)
+    add(safe_eval._SAFE_OPCODES, safe)
+
+
+EARLY = [collections_abc_aliases, inspect_getargspec, base64_encodestring,
+         elementtree_getchildren, setrlimit_int, yaml_load_loader, qweb_ast_py38]
+LATE = [thread_isalive, safe_eval_opcodes]
+
+
+def _apply(patches):
+    for patch in patches:
+        if patch.__name__ not in _SKIP:
+            patch()
+
+
+def apply_early():
+    """Patch the standard library; call before ``import odoo``."""
+    _apply(EARLY)
+
+
+def apply_late():
+    """Patch what needs ``odoo`` or ``threading``; call right after ``import odoo``."""
+    _apply(LATE)
