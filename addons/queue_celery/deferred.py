@@ -1,0 +1,22 @@
+"""The seed's shell API: ``Deferred(dbname, uid, model_name, method_name, args, kwargs)``."""
+import odoo
+from odoo import api
+
+
+def _deferred(queue):
+    def deferred(dbname, uid, model_name, method_name, args=(), kwargs=None, **options):
+        """Enqueue ``model_name.method_name(*args, **kwargs)`` as user ``uid`` on the
+        ``%s`` queue, in a transaction of its own; return the job's id."""
+        registry = odoo.registry(dbname)
+        with api.Environment.manage(), registry.cursor() as cr:
+            env = api.Environment(cr, uid, {})
+            return env["celery.job"].enqueue(model_name, method_name, args=args, kwargs=kwargs,
+                                             queue=queue, **options).id
+
+    deferred.__doc__ = deferred.__doc__ % queue
+    return deferred
+
+
+Deferred = _deferred("default")
+HighPriorityDeferred = _deferred("high")
+LowPriorityDeferred = _deferred("low")

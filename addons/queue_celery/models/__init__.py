@@ -1,0 +1,2 @@
+from . import base
+from . import celery_job

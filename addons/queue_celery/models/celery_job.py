@@ -1,0 +1,442 @@
+"""The job record: its fields, its states and every transition between them."""
+import datetime
+import logging
+import random
+import uuid
+
+from odoo import SUPERUSER_ID, _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from .. import encoding
+from ..celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES, Dispatch, option, publish_after_commit
+
+_logger = logging.getLogger(__name__)
+
+STATES = [
+    ("pending", "Pending"),      # written, not yet handed to the broker
+    ("enqueued", "Enqueued"),    # handed to the broker, or waiting for its eta
+    ("started", "Started"),
+    ("done", "Done"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+]
+WAITING_STATES = ("pending", "enqueued", "started")
+DEFAULT_MAX_RETRIES = 5
+MANAGER_GROUP = "queue_celery.group_celery_job_manager"
+USER_GROUP = "queue_celery.group_celery_job_user"
+
+_NOW = "(now() at time zone 'UTC')"
+_INSERT_COLUMNS = ("uuid", "name", "model_name", "method_name", "record_ids", "args", "kwargs",
+                   "context", "user_id", "company_id", "queue", "priority", "state", "eta",
+                   "retry_count", "max_retries", "celery_task_id", "identity_key",
+                   "create_uid", "write_uid")
+
+
+def new_task_id():
+    return str(uuid.uuid4())
+
+
+def record_dispatch(cr, published, deferred, failed):
+    """Record what publishing did: handed over, waiting for its eta, or left to the sweeper."""
+    if published:
+        cr.execute("UPDATE celery_job SET state = 'enqueued', date_enqueued = " + _NOW +
+                   " WHERE id = ANY(%s) AND state IN ('pending', 'enqueued')", (published,))
+    if deferred:
+        cr.execute("UPDATE celery_job SET state = 'enqueued', date_enqueued = NULL"
+                   " WHERE id = ANY(%s) AND state IN ('pending', 'enqueued')", (deferred,))
+    if failed:
+        cr.execute("UPDATE celery_job SET date_enqueued = NULL"
+                   " WHERE id = ANY(%s) AND state IN ('pending', 'enqueued')", (failed,))
+
+
+def retry_delay(retry_count):
+    """Seconds before retry number ``retry_count + 1``: exponential backoff with jitter."""
+    base = option("retry_backoff", 5.0)
+    return min(3600.0, base * 2 ** retry_count) * random.uniform(0.5, 1.5)
+
+
+class CeleryJob(models.Model):
+    _name = "celery.job"
+    _description = "Background job"
+    _order = "id desc"
+
+    uuid = fields.Char(required=True, readonly=True, index=True, copy=False)
+    name = fields.Char("Description", readonly=True)
+    model_name = fields.Char("Model", required=True, readonly=True, index=True)
+    method_name = fields.Char("Method", required=True, readonly=True)
+    record_ids = fields.Text("Record IDs", readonly=True, help="JSON list of the target's ids")
+    args = fields.Text("Arguments", readonly=True, help="JSON")
+    kwargs = fields.Text("Keyword arguments", readonly=True, help="JSON")
+    context = fields.Text(readonly=True, help="The enqueuing context, JSON")
+    user_id = fields.Many2one("res.users", "User", required=True, readonly=True, index=True,
+                              ondelete="cascade")
+    company_id = fields.Many2one("res.company", "Company", readonly=True, index=True)
+    queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
+                             required=True, default="default", readonly=True, index=True)
+    priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,
+                              help="0 runs first, %d last" % MAX_PRIORITY)
+    state = fields.Selection(STATES, required=True, default="pending", readonly=True, index=True)
+    eta = fields.Datetime("Not before", readonly=True)
+    retry_count = fields.Integer("Retries", default=0, readonly=True)
+    max_retries = fields.Integer(default=DEFAULT_MAX_RETRIES, readonly=True)
+    result = fields.Text(readonly=True, help="JSON")
+    exc_info = fields.Text("Traceback", readonly=True)
+    celery_task_id = fields.Char("Celery task ID", readonly=True, index=True, copy=False)
+    identity_key = fields.Char(readonly=True, index=True, copy=False)
+    worker_hostname = fields.Char("Worker", readonly=True)
+    worker_pid = fields.Integer("Worker PID", readonly=True)
+    date_enqueued = fields.Datetime("Enqueued on", readonly=True,
+                                    help="Last time the job was handed to the broker")
+    date_started = fields.Datetime("Started on", readonly=True)
+    date_done = fields.Datetime("Ended on", readonly=True)
+    exec_time = fields.Float("Run time (s)", readonly=True, group_operator="avg")
+
+    _sql_constraints = [
+        ("uuid_unique", "unique(uuid)", "A job's UUID is unique."),
+        ("priority_range", "check(priority between 0 and %d)" % MAX_PRIORITY,
+         "A job's priority is between 0 and %d." % MAX_PRIORITY),
+        ("max_retries_positive", "check(max_retries >= 0)", "max_retries cannot be negative."),
+    ]
+
+    @api.model_cr
+    def init(self):
+        # Identity keys are unique among waiting jobs, enforced by the database itself.
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS celery_job_identity_key_waiting"
+            " ON celery_job (identity_key) WHERE identity_key IS NOT NULL"
+            " AND state IN ('pending', 'enqueued', 'started')")
+        # The sweeper scans waiting jobs only; the cleanup cron ends of finished ones.
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS celery_job_waiting ON celery_job (state, date_enqueued)"
+            " WHERE state IN ('pending', 'enqueued', 'started')")
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS celery_job_ended ON celery_job (state, date_done)"
+            " WHERE state IN ('done', 'failed', 'cancelled')")
+
+    # ------------------------------------------------------------------ enqueue
+
+    @api.model
+    @api.returns("self", lambda job: job.id)
+    def enqueue(self, target, method_name, args=(), kwargs=None, queue="default", priority=None,
+                eta=None, countdown=None, max_retries=None, description=None, identity_key=None,
+                record_ids=None):
+        """Run ``target.method_name(*args, **kwargs)`` in the background; return the job.
+
+        :param target: a recordset, or a model name (then give ``record_ids``, as RPC does)
+        :param method_name: a public method of the target's model
+        :param queue: ``default``, ``high`` or ``low``
+        :param priority: 0 (first) to 9 (last) within the queue, where the broker supports it
+        :param eta: do not start before this UTC datetime; ``countdown``: before so many seconds
+        :param max_retries: how often a ``RetryableJobError`` may retry the job (default 5)
+        :param description: the job's name in the Jobs screen
+        :param identity_key: while a job with this key waits or runs, return it instead
+        """
+        if method_name.startswith("_"):
+            raise UserError(_("Private method %s cannot be enqueued; use "
+                              "records.with_delay() from Python.") % method_name)
+        if isinstance(target, models.BaseModel):
+            if record_ids is not None:
+                raise UserError(_("Give record_ids only with a model name as target."))
+            model_name, record_ids = target._name, target.ids
+        else:
+            model_name = target
+        return self._enqueue(model_name, record_ids or [], method_name, args, kwargs, queue=queue,
+                             priority=priority, eta=eta, countdown=countdown,
+                             max_retries=max_retries, description=description,
+                             identity_key=identity_key)
+
+    @api.model
+    def _enqueue(self, model_name, record_ids, method_name, args=(), kwargs=None, queue="default",
+                 priority=None, eta=None, countdown=None, max_retries=None, description=None,
+                 identity_key=None):
+        """``enqueue`` without the public-method rule: private methods are allowed here."""
+        if not (self.env.uid == SUPERUSER_ID or self.env.user.has_group(USER_GROUP)):
+            raise AccessError(_("Only internal users may enqueue jobs."))
+        if not isinstance(model_name, str) or model_name not in self.env:
+            raise UserError(_("Unknown model %r.") % (model_name,))
+        method = getattr(type(self.env[model_name]), method_name, None)
+        if not callable(method):
+            raise UserError(_("Model %s has no method %r.") % (model_name, method_name))
+        if queue not in QUEUES:
+            raise UserError(_("Unknown queue %r: use one of %s.") % (queue, ", ".join(QUEUES)))
+        priority = DEFAULT_PRIORITY if priority is None else priority
+        if not (isinstance(priority, int) and 0 <= priority <= MAX_PRIORITY):
+            raise UserError(_("Priority must be an integer from 0 to %d.") % MAX_PRIORITY)
+        max_retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+        if not (isinstance(max_retries, int) and max_retries >= 0):
+            raise UserError(_("max_retries must be a non-negative integer."))
+        if not all(isinstance(record_id, int) for record_id in record_ids):
+            raise UserError(_("record_ids must be a list of integers."))
+        eta = self._parse_eta(eta, countdown)
+        try:
+            encoded_args = encoding.dumps(list(args or ()), "args")
+            encoded_kwargs = encoding.dumps(dict(kwargs or {}), "kwargs")
+        except (TypeError, ValueError) as error:
+            raise UserError(_("Arguments cannot be serialised: %s") % error)
+        job_uuid = str(uuid.uuid4())
+        task_id = new_task_id()
+        description = description or (method.__doc__ or "").strip().split("\n")[0] \
+            or "%s.%s" % (model_name, method_name)
+        values = (job_uuid, description[:256], model_name, method_name, encoding.dumps(record_ids),
+                  encoded_args, encoded_kwargs, self._encode_context(), self.env.uid,
+                  self.env.user.company_id.id, queue, priority, "pending", eta, 0, max_retries,
+                  task_id, identity_key or None, self.env.uid, self.env.uid)
+        cr = self.env.cr
+        cr.execute(
+            "INSERT INTO celery_job (%s, create_date, write_date) VALUES (%s, %s, %s)"
+            " ON CONFLICT (identity_key) WHERE identity_key IS NOT NULL"
+            " AND state IN ('pending', 'enqueued', 'started') DO NOTHING RETURNING id"
+            % (", ".join(_INSERT_COLUMNS), ", ".join(["%s"] * len(values)), _NOW, _NOW), values)
+        row = cr.fetchone()
+        if row is None:
+            cr.execute("SELECT id FROM celery_job WHERE identity_key = %s"
+                       " AND state IN ('pending', 'enqueued', 'started')", (identity_key,))
+            return self.browse(cr.fetchone()[0])
+        publish_after_commit(cr, [Dispatch(row[0], job_uuid, queue, priority, eta, task_id)])
+        return self.browse(row[0])
+
+    @api.model
+    def _parse_eta(self, eta, countdown):
+        if eta and countdown:
+            raise UserError(_("Give eta or countdown, not both."))
+        if countdown:
+            return datetime.datetime.utcnow() + datetime.timedelta(seconds=countdown)
+        if isinstance(eta, str):
+            try:
+                return fields.Datetime.from_string(eta)
+            except ValueError:
+                raise UserError(_("eta %r is not a datetime (YYYY-MM-DD HH:MM:SS, UTC).") % eta)
+        if eta and not isinstance(eta, datetime.datetime):
+            raise UserError(_("eta must be a datetime."))
+        if eta and eta.tzinfo:
+            eta = eta.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return eta or None
+
+    @api.model
+    def _encode_context(self):
+        """The enqueuing context, less what JSON cannot carry (it is for display only)."""
+        context = {}
+        for key, value in self.env.context.items():
+            try:
+                encoding.dumps(value)
+            except ValueError:
+                continue
+            context[key] = value
+        return encoding.dumps(context)
+
+    def _dispatches(self):
+        return [Dispatch(job.id, job.uuid, job.queue, job.priority,
+                         job.eta and fields.Datetime.from_string(job.eta), job.celery_task_id)
+                for job in self]
+
+    # ------------------------------------------------------------------ buttons
+
+    def _check_manager(self):
+        if not (self.env.uid == SUPERUSER_ID or self.env.user.has_group(MANAGER_GROUP)):
+            raise AccessError(_("Only job managers may change jobs."))
+        self.check_access_rule("write")
+
+    @api.multi
+    def button_retry(self):
+        """Run failed or cancelled jobs again, from a clean retry count."""
+        self._check_manager()
+        jobs = self.filtered(lambda job: job.state in ("failed", "cancelled"))
+        for job in jobs:
+            job.sudo().write({"state": "pending", "retry_count": 0, "eta": False,
+                              "celery_task_id": new_task_id(), "date_done": False,
+                              "date_enqueued": False})
+        publish_after_commit(self.env.cr, jobs._dispatches())
+        return True
+
+    @api.multi
+    def button_cancel(self):
+        """Cancel jobs that have not started."""
+        self._check_manager()
+        self._set_ended("cancelled", ("pending", "enqueued"))
+        return True
+
+    @api.multi
+    def button_done(self):
+        """Mark jobs done by hand (for a job that ended outside this queue)."""
+        self._check_manager()
+        self._set_ended("done", ("pending", "enqueued", "failed", "cancelled"))
+        return True
+
+    def _set_ended(self, state, from_states):
+        self.env.cr.execute(
+            "UPDATE celery_job SET state = %s, date_done = " + _NOW + ", write_date = " + _NOW +
+            ", write_uid = %s WHERE id = ANY(%s) AND state IN %s",
+            (state, self.env.uid, self.ids, from_states))
+        self.invalidate_cache(["state", "date_done"], self.ids)
+
+
+# ---------------------------------------------------------------------- the worker's transitions
+# The worker moves a job with plain SQL on its own cursor: cheap, and each step commits alone.
+
+# Advisory lock class (first key) of running jobs; the second key is the job id. A worker holds
+# it on its connection while the job runs, so a started job without it has lost its worker.
+RUNNING_LOCK = 0x51C1
+
+
+class ClaimedJob:
+    """A job a worker has locked and marked started: what running it needs."""
+
+    __slots__ = ("id", "uuid", "user_id", "model_name", "method_name", "record_ids", "args",
+                 "kwargs", "context", "retry_count", "max_retries", "queue", "priority")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values[name])
+
+
+def claim(cr, job_uuid, task_id, hostname, pid):
+    """Lock the job and mark it started; None when the message must not run it.
+
+    Commits. The caller must ``release`` a claimed job when it is done with it.
+    """
+    cr.execute("SELECT id FROM celery_job WHERE uuid = %s", (job_uuid,))
+    row = cr.fetchone()
+    if row is None:
+        cr.rollback()
+        _logger.warning("job %s: no such job in database %s, message dropped", job_uuid, cr.dbname)
+        return None
+    job_id = row[0]
+    cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (RUNNING_LOCK, job_id))
+    locked = cr.fetchone()[0]
+    cr.commit()  # a new snapshot, taken after the lock
+    if not locked:
+        _logger.info("job %s is running in another worker, message dropped", job_uuid)
+        return None
+    cr.execute("SELECT state, celery_task_id, retry_count, max_retries, user_id, model_name,"
+               " method_name, record_ids, args, kwargs, context, queue, priority"
+               " FROM celery_job WHERE id = %s", (job_id,))
+    (state, current_task_id, retry_count, max_retries, user_id, model_name, method_name,
+     record_ids, args, kwargs, context, queue, priority) = cr.fetchone()
+    reason = None
+    if state not in WAITING_STATES:
+        reason = "it is %s" % state
+    elif current_task_id != task_id:
+        reason = "the job was published again since (task %s)" % current_task_id
+    elif state == "started":
+        # Free lock on a started job: the worker that ran it died before it ended.
+        if retry_count >= max_retries:
+            _fail(cr, job_id, "The worker running this job died (killed, or out of memory), "
+                              "and its %d retries are used up." % max_retries)
+            reason = "its worker died and it has no retries left"
+        else:
+            retry_count += 1
+            _logger.warning("job %s: its worker died mid-run; running it again (retry %d/%d)",
+                            job_uuid, retry_count, max_retries)
+    if reason:
+        cr.commit()
+        release(cr, job_id)
+        _logger.info("job %s: message dropped, %s", job_uuid, reason)
+        return None
+    cr.execute("UPDATE celery_job SET state = 'started', retry_count = %s, date_started = " +
+               _NOW + ", worker_hostname = %s, worker_pid = %s, date_done = NULL"
+               " WHERE id = %s", (retry_count, hostname, pid, job_id))
+    cr.commit()
+    return ClaimedJob(id=job_id, uuid=job_uuid, user_id=user_id, model_name=model_name,
+                      method_name=method_name, record_ids=record_ids, args=args, kwargs=kwargs,
+                      context=context, retry_count=retry_count, max_retries=max_retries,
+                      queue=queue, priority=priority)
+
+
+def release(cr, job_id):
+    """Let go of a claimed job's lock."""
+    cr.execute("SELECT pg_advisory_unlock(%s, %s)", (RUNNING_LOCK, job_id))
+    cr.commit()
+
+
+def mark_done(cr, job, result, exec_time):
+    """Record success, in the transaction that holds the job's work (the caller commits)."""
+    cr.execute("UPDATE celery_job SET state = 'done', result = %s, exc_info = NULL,"
+               " exec_time = %s, date_done = " + _NOW + " WHERE id = %s",
+               (result, exec_time, job.id))
+
+
+def mark_failed(cr, job, exc_info, exec_time):
+    """Record a failure; the job's work was rolled back. Commits."""
+    _fail(cr, job.id, exc_info, exec_time)
+    cr.commit()
+
+
+def _fail(cr, job_id, exc_info, exec_time=None):
+    cr.execute("UPDATE celery_job SET state = 'failed', exc_info = %s, exec_time = %s,"
+               " date_done = " + _NOW + " WHERE id = %s", (exc_info, exec_time, job_id))
+
+
+def mark_retry(cr, job, exc_info, seconds=None):
+    """Put a job back to wait for a retry after ``seconds`` (default: backoff). Commits."""
+    if seconds is None:
+        seconds = retry_delay(job.retry_count)
+    eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=seconds)
+    task_id = new_task_id()
+    cr.execute("UPDATE celery_job SET state = 'enqueued', retry_count = retry_count + 1,"
+               " eta = %s, exc_info = %s, celery_task_id = %s WHERE id = %s",
+               (eta, exc_info, task_id, job.id))
+    publish_after_commit(cr, [Dispatch(job.id, job.uuid, job.queue, job.priority, eta, task_id)])
+    cr.commit()
+
+
+def _param(env, key, default):
+    return type(default)(env["ir.config_parameter"].sudo().get_param("queue_celery." + key, default))
+
+
+class CeleryJobCrons(models.Model):
+    _inherit = "celery.job"
+
+    @api.model
+    def _cron_sweep(self):
+        """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
+        cr = self.env.cr
+        grace = _param(self.env, "sweep_grace_seconds", 30)
+        republish_after = _param(self.env, "republish_after_seconds", 3600)
+        window = option("eta_window", 300)
+        # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
+        # taking it on a waiting job would make its worker drop the job's message.
+        cr.execute("SELECT id, retry_count, max_retries FROM celery_job WHERE state = 'started'"
+                   " AND CASE WHEN date_started < " + _NOW + " - make_interval(secs => %s)"
+                   " THEN pg_try_advisory_xact_lock(%s, id) ELSE false END", (grace, RUNNING_LOCK))
+        dead = cr.fetchall()
+        for job_id, retry_count, max_retries in dead:
+            if retry_count >= max_retries:
+                _fail(cr, job_id, "The worker running this job died (killed, or out of memory), "
+                                  "and its %d retries are used up." % max_retries)
+        cr.execute(
+            "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
+            " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
+            " WHERE id = ANY(%(dead)s) AND state = 'started'"
+            " OR state = 'pending' AND create_date < " + _NOW + " - make_interval(secs => %(grace)s)"
+            " OR state = 'enqueued' AND date_enqueued IS NULL"
+            "    AND (eta IS NULL OR eta < " + _NOW + " + make_interval(secs => %(window)s))"
+            " OR state = 'enqueued' AND date_enqueued < " + _NOW +
+            "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + _NOW + ")"
+            " RETURNING id",
+            {"dead": [row[0] for row in dead], "grace": grace, "window": window,
+             "republish": republish_after})
+        jobs = self.browse([row[0] for row in cr.fetchall()])
+        if jobs:
+            _logger.info("sweeper: publishing %d job(s) again", len(jobs))
+            publish_after_commit(cr, jobs._dispatches())
+        return len(jobs)
+
+    @api.model
+    def _cron_cleanup(self, batch_size=10000):
+        """Delete done and cancelled jobs, and later failed ones, in committed batches."""
+        deleted = 0
+        for states, key, default in ((("done", "cancelled"), "done_retention_days", 7),
+                                     (("failed",), "failed_retention_days", 30)):
+            days = _param(self.env, key, default)
+            while True:
+                self.env.cr.execute(
+                    "DELETE FROM celery_job WHERE id IN (SELECT id FROM celery_job"
+                    " WHERE state IN %s AND date_done < " + _NOW + " - make_interval(days => %s)"
+                    " LIMIT %s)", (states, days, batch_size))
+                count = self.env.cr.rowcount
+                deleted += count
+                # Short transactions: never a long lock on the job table.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+                if count < batch_size:
+                    break
+        return deleted

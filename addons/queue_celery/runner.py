@@ -1,0 +1,91 @@
+"""How a worker runs one job: claim it, run the method as its user, record the outcome."""
+import logging
+import os
+import socket
+import time
+import traceback
+
+import psycopg2
+from psycopg2 import errorcodes
+
+import odoo
+from odoo import api
+
+from . import encoding
+from .exceptions import RetryableJobError
+from .models import celery_job
+
+_logger = logging.getLogger(__name__)
+
+# Database errors that a later try may not meet again.
+RETRYABLE_PGCODES = (errorcodes.SERIALIZATION_FAILURE, errorcodes.DEADLOCK_DETECTED,
+                     errorcodes.LOCK_NOT_AVAILABLE)
+HOSTNAME = socket.gethostname()
+
+
+def run_job(dbname, job_uuid, task_id):
+    """Run the job ``job_uuid`` of ``dbname`` for the message ``task_id``.
+
+    A message for an unknown database or job, a finished job, a job running
+    elsewhere or a job published again since is dropped with a log line.
+    """
+    try:
+        registry = odoo.registry(dbname).check_signaling()
+    except Exception:
+        _logger.warning("job %s: database %r cannot be opened, message dropped",
+                        job_uuid, dbname, exc_info=_logger.isEnabledFor(logging.DEBUG))
+        return
+    with api.Environment.manage(), registry.cursor() as cr:
+        job = celery_job.claim(cr, job_uuid, task_id, HOSTNAME, os.getpid())
+        if job is None:
+            return
+        try:
+            _execute(cr, job)
+        finally:
+            celery_job.release(cr, job.id)
+    registry.signal_changes()
+
+
+def _execute(cr, job):
+    started = time.monotonic()
+    context = dict(encoding.loads(job.context), celery_job_uuid=job.uuid)
+    env = api.Environment(cr, job.user_id, context)
+    try:
+        records = env[job.model_name].browse(encoding.loads(job.record_ids))
+        missing = records - records.exists()
+        if missing:
+            raise odoo.exceptions.MissingError(
+                "The job's records %s(%s) were deleted before it ran."
+                % (job.model_name, ", ".join(map(str, missing.ids))))
+        args = encoding.loads(job.args, env)
+        kwargs = encoding.loads(job.kwargs, env)
+        result = getattr(records, job.method_name)(*args, **kwargs)
+        celery_job.mark_done(cr, job, _encode_result(result), time.monotonic() - started)
+        cr.commit()
+        _logger.debug("job %s done", job.uuid)
+    except RetryableJobError as error:
+        cr.rollback()
+        if error.ignore_retry or job.retry_count < job.max_retries:
+            celery_job.mark_retry(cr, job, traceback.format_exc(), error.seconds)
+        else:
+            celery_job.mark_failed(cr, job, "Retries used up (%d).\n%s"
+                                   % (job.max_retries, traceback.format_exc()),
+                                   time.monotonic() - started)
+    except Exception as error:
+        cr.rollback()
+        if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
+                and job.retry_count < job.max_retries):
+            celery_job.mark_retry(cr, job, traceback.format_exc())
+        else:
+            _logger.info("job %s failed: %s", job.uuid, error)
+            celery_job.mark_failed(cr, job, traceback.format_exc(), time.monotonic() - started)
+    finally:
+        env.clear()
+
+
+def _encode_result(result):
+    """The result as JSON, or the JSON of its repr when JSON cannot carry it."""
+    try:
+        return encoding.dumps(result, "result")
+    except ValueError:
+        return encoding.dumps(repr(result))
