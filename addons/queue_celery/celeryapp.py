@@ -126,14 +126,15 @@ def build_app():
 
 
 _app = None
-_app_pid = None
+_app_key = None
 
 
 def celery_app():
-    """This process's Celery application (a forked process builds its own)."""
-    global _app, _app_pid
-    if _app is None or _app_pid != os.getpid():
-        _app, _app_pid = build_app(), os.getpid()
+    """This process's Celery application, rebuilt in a forked process or a new broker."""
+    global _app, _app_key
+    key = (os.getpid(), option("broker_url", ""), option("queue_prefix", "odoo."))
+    if _app is None or _app_key != key:
+        _app, _app_key = build_app(), key
     return _app
 
 

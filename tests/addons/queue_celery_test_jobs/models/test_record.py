@@ -1,0 +1,45 @@
+import time
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from odoo.addons.queue_celery import RetryableJobError
+
+
+class TestRecord(models.Model):
+    """One row per job run: counting rows by marker counts the runs that committed."""
+
+    _name = "queue.celery.test.record"
+    _description = "queue_celery test record"
+
+    marker = fields.Char(index=True)
+    value = fields.Text()
+
+    def _current_job(self):
+        return self.env["celery.job"].sudo().search(
+            [("uuid", "=", self.env.context["celery_job_uuid"])])
+
+    @api.model
+    def make(self, marker, value=None):
+        """Write one row."""
+        return self.create({"marker": marker, "value": repr(value)}).id
+
+    @api.model
+    def make_then_fail(self, marker):
+        """Write one row, then raise: the row must be rolled back."""
+        self.create({"marker": marker})
+        raise UserError("boom %s" % marker)
+
+    @api.model
+    def make_after_retries(self, marker, retries):
+        """Ask for a retry until the job was retried ``retries`` times, then write one row."""
+        self.create({"marker": marker + "-attempt"})
+        if self._current_job().retry_count < retries:
+            raise RetryableJobError("not yet", seconds=0.2)
+        return self.make(marker)
+
+    @api.model
+    def sleep_then_make(self, marker, seconds):
+        """Write one row after ``seconds``."""
+        time.sleep(seconds)
+        return self.make(marker)

@@ -1,0 +1,175 @@
+"""Real parts for the process tests: a database, Odoo in this process, brokers, workers.
+
+Odoo is imported here with the same compatibility layer as the launcher; workers are
+real ``odoo celery worker`` processes on real brokers.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / ".run"
+sys.path.insert(0, str(ROOT / "runtime"))
+import py311compat  # noqa: E402
+
+py311compat.apply_early()
+import odoo  # noqa: E402
+
+py311compat.apply_late()
+from odoo import SUPERUSER_ID, api  # noqa: E402
+
+ODOO = [sys.executable, str(ROOT / "runtime" / "odoo")]
+ADDONS_PATH = "%s,%s" % (ROOT / "addons", ROOT / "tests" / "addons")
+QUEUE_PREFIX = "qc-pytest-%d." % os.getpid()
+BROKERS = {
+    "embedded": ("", None),
+    "redis": ("redis://127.0.0.1:6379/7", 6379),
+    "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672),
+}
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_conf(name, broker_url="", **options):
+    """An odoo.conf under .run/ for this test run; ``options`` become ``celery_*`` lines."""
+    RUN.mkdir(exist_ok=True)
+    path = RUN / ("%s-%d.conf" % (name, os.getpid()))
+    subprocess.run([str(ROOT / "scripts" / "write-odoo-conf"), str(path), broker_url, ADDONS_PATH],
+                   check=True)
+    with open(path, "a") as conf:
+        conf.write("celery_queue_prefix = %s\n" % QUEUE_PREFIX)
+        for key, value in options.items():
+            conf.write("celery_%s = %s\n" % (key, value))
+    return path
+
+
+def use_broker(broker_url):
+    """Publish from this process to ``broker_url`` ('' is the embedded broker)."""
+    odoo.tools.config["celery_broker_url"] = broker_url
+    odoo.tools.config["celery_queue_prefix"] = QUEUE_PREFIX
+
+
+def require_port(name, port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        message = "%s is not running on 127.0.0.1:%d" % (name, port)
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must test every broker)")
+        pytest.skip(message)
+
+
+# Odoo in this process: the test run's configuration, addons importable for the tests.
+odoo.tools.config.parse_config(["-c", str(write_conf("pytest")), "--log-level=warn"])
+odoo.modules.module.initialize_sys_path()
+
+
+@pytest.fixture(scope="session")
+def database():
+    """A new database with queue_celery and the test jobs addon, dropped at the end."""
+    name = "qc_pytest_%d" % os.getpid()
+    conf = write_conf("install")
+    subprocess.run(ODOO + ["-c", str(conf), "-d", name, "-i", "queue_celery_test_jobs",
+                           "--without-demo=all", "--stop-after-init", "--log-level=warn",
+                           "--http-port=%d" % free_port()], check=True)
+    yield name
+    odoo.sql_db.close_db(name)
+    subprocess.call(["dropdb", "--if-exists", name])
+
+
+class Worker:
+    """An ``odoo celery worker`` process and its log."""
+
+    def __init__(self, database, broker_url, name, *args, **options):
+        self.conf = write_conf("worker-" + name, broker_url, **options)
+        self.log_path = RUN / ("worker-%s-%d.log" % (name, os.getpid()))
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            ODOO + ["--addons-path=" + ADDONS_PATH, "celery", "worker", "-c", str(self.conf),
+                    "-d", database, "--hostname", "pytest-%s@%%h" % name] + list(args),
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 60
+        while " ready." not in self.log_path.read_text(errors="replace"):
+            if self.process.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("worker did not start:\n" + self.log_path.read_text())
+            time.sleep(0.2)
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module", params=list(BROKERS))
+def broker(request):
+    """Each broker in turn: its URL, set for publishing from this process."""
+    url, port = BROKERS[request.param]
+    if port:
+        require_port(request.param, port)
+    use_broker(url)
+    yield url
+    use_broker("")
+
+
+@pytest.fixture(scope="module")
+def worker(database, broker):
+    """A worker with two processes on all queues of the current broker."""
+    process = Worker(database, broker, "default", "--concurrency", "2")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def env(database):
+    """A superuser environment on its own cursor; tests commit to publish their jobs."""
+    registry = odoo.registry(database)
+    with api.Environment.manage():
+        cr = registry.cursor()
+        try:
+            yield api.Environment(cr, SUPERUSER_ID, {})
+        finally:
+            cr.rollback()
+            cr.close()
+
+
+def query(database, sql, params=()):
+    """Rows of ``sql`` read in a transaction of its own."""
+    with odoo.sql_db.db_connect(database).cursor() as cr:
+        cr.execute(sql, params)
+        return cr.fetchall()
+
+
+def wait_for_jobs(database, job_ids, states=FINAL_STATES, timeout=60):
+    """Wait until every job is in one of ``states``; return {id: state}."""
+    deadline = time.time() + timeout
+    while True:
+        found = dict(query(database, "SELECT id, state FROM celery_job WHERE id IN %s",
+                           (tuple(job_ids),)))
+        if all(found.get(job_id) in states for job_id in job_ids) or time.time() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def count_rows(database, marker):
+    return query(database, "SELECT count(*) FROM queue_celery_test_record WHERE marker = %s",
+                 (marker,))[0][0]
