@@ -199,5 +199,6 @@ def _publish_committed(dbname, dispatches):
         failed = [job.id for job in dispatches]
     else:
         failed = []
-    with odoo.sql_db.db_connect(dbname).cursor() as cr:
+    # READ COMMITTED: a worker may already have moved these jobs on; they are left as they are.
+    with odoo.sql_db.db_connect(dbname).cursor(serialized=False) as cr:
         record_dispatch(cr, published, deferred, failed)

@@ -4,6 +4,7 @@ import os
 import socket
 import time
 import traceback
+from contextlib import closing
 
 import psycopg2
 from psycopg2 import errorcodes
@@ -35,18 +36,21 @@ def run_job(dbname, job_uuid, task_id):
         _logger.warning("job %s: database %r cannot be opened, message dropped",
                         job_uuid, dbname, exc_info=_logger.isEnabledFor(logging.DEBUG))
         return
-    with api.Environment.manage(), registry.cursor() as cr:
-        job = celery_job.claim(cr, job_uuid, task_id, HOSTNAME, os.getpid())
+    # The job's state moves on a READ COMMITTED cursor of its own, whose connection holds
+    # the job's lock while it runs; the job's work runs on an ordinary Odoo cursor.
+    with closing(odoo.sql_db.db_connect(dbname).cursor(serialized=False)) as control:
+        job = celery_job.claim(control, job_uuid, task_id, HOSTNAME, os.getpid())
         if job is None:
             return
         try:
-            _execute(cr, job)
+            with api.Environment.manage(), registry.cursor() as cr:
+                _execute(cr, control, job)
         finally:
-            celery_job.release(cr, job.id)
+            celery_job.release(control, job.id)
     registry.signal_changes()
 
 
-def _execute(cr, job):
+def _execute(cr, control, job):
     started = time.monotonic()
     context = dict(encoding.loads(job.context), celery_job_uuid=job.uuid)
     env = api.Environment(cr, job.user_id, context)
@@ -60,25 +64,27 @@ def _execute(cr, job):
         args = encoding.loads(job.args, env)
         kwargs = encoding.loads(job.kwargs, env)
         result = getattr(records, job.method_name)(*args, **kwargs)
+        # Done is written with the job's work: both commit, or neither.
         celery_job.mark_done(cr, job, _encode_result(result), time.monotonic() - started)
         cr.commit()
         _logger.debug("job %s done", job.uuid)
     except RetryableJobError as error:
         cr.rollback()
         if error.ignore_retry or job.retry_count < job.max_retries:
-            celery_job.mark_retry(cr, job, traceback.format_exc(), error.seconds)
+            celery_job.mark_retry(control, job, traceback.format_exc(), error.seconds)
         else:
-            celery_job.mark_failed(cr, job, "Retries used up (%d).\n%s"
+            celery_job.mark_failed(control, job, "Retries used up (%d).\n%s"
                                    % (job.max_retries, traceback.format_exc()),
                                    time.monotonic() - started)
     except Exception as error:
         cr.rollback()
         if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
                 and job.retry_count < job.max_retries):
-            celery_job.mark_retry(cr, job, traceback.format_exc())
+            celery_job.mark_retry(control, job, traceback.format_exc())
         else:
             _logger.info("job %s failed: %s", job.uuid, error)
-            celery_job.mark_failed(cr, job, traceback.format_exc(), time.monotonic() - started)
+            celery_job.mark_failed(control, job, traceback.format_exc(),
+                                   time.monotonic() - started)
     finally:
         env.clear()
 
