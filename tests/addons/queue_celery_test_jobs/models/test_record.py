@@ -6,7 +6,7 @@ from odoo.exceptions import UserError
 from odoo.addons.queue_celery import RetryableJobError
 
 
-class TestRecord(models.Model):
+class JobRecord(models.Model):
     """One row per job run: counting rows by marker counts the runs that committed."""
 
     _name = "queue.celery.test.record"

@@ -1,0 +1,74 @@
+import datetime
+
+from odoo.exceptions import UserError
+from odoo.tests import common
+
+
+class TestEnqueue(common.TransactionCase):
+
+    def setUp(self):
+        super().setUp()
+        self.Job = self.env["celery.job"]
+        self.partner = self.env["res.partner"].create({"name": "Job target"})
+
+    def test_enqueue_writes_a_pending_job(self):
+        job = self.Job.enqueue(self.partner, "write", args=[{"comment": "x"}], queue="high",
+                               priority=1, max_retries=2, description="Comment")
+        self.assertEqual(job.state, "pending")
+        self.assertEqual((job.model_name, job.method_name), ("res.partner", "write"))
+        self.assertEqual(job.record_ids, "[%d]" % self.partner.id)
+        self.assertEqual(job.args, '[{"comment":"x"}]')
+        self.assertEqual((job.queue, job.priority, job.max_retries), ("high", 1, 2))
+        self.assertEqual(job.user_id, self.env.user)
+        self.assertEqual(job.company_id, self.env.user.company_id)
+        self.assertEqual(job.name, "Comment")
+        self.assertTrue(job.uuid and job.celery_task_id)
+
+    def test_with_delay_names_the_job_after_the_method_and_allows_private_methods(self):
+        job = self.partner.with_delay(countdown=60)._compute_display_name()
+        self.assertEqual(job.method_name, "_compute_display_name")
+        self.assertGreater(job.eta, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S"))
+        job = self.partner.with_delay().toggle_active()
+        self.assertEqual(job.name, "Inverse the value of the field ``active`` on the records in ``self``.")
+
+    def test_bad_input_is_refused_and_writes_nothing(self):
+        before = self.Job.search_count([])
+        for call, message in (
+                (lambda: self.Job.enqueue("no.such.model", "search"), "Unknown model"),
+                (lambda: self.Job.enqueue("res.partner", "no_such_method"), "has no method"),
+                (lambda: self.Job.enqueue("res.partner", "name"), "has no method"),
+                (lambda: self.Job.enqueue("res.partner", "_compute_display_name"), "Private method"),
+                (lambda: self.Job.enqueue("res.partner", "search", args=[object()]), r"args\[0\]"),
+                (lambda: self.Job.enqueue("res.partner", "search", kwargs={"x": {1}}), r"kwargs\['x'\]"),
+                (lambda: self.Job.enqueue("res.partner", "search", queue="urgent"), "Unknown queue"),
+                (lambda: self.Job.enqueue("res.partner", "search", priority=10), "Priority"),
+                (lambda: self.Job.enqueue("res.partner", "search", max_retries=-1), "max_retries"),
+                (lambda: self.Job.enqueue("res.partner", "search", eta="tomorrow"), "not a datetime"),
+                (lambda: self.Job.enqueue("res.partner", "search", eta="2030-01-01 00:00:00",
+                                          countdown=5), "not both"),
+                (lambda: self.Job.enqueue("res.partner", "read", record_ids=["1"]), "record_ids"),
+        ):
+            with self.assertRaisesRegex(UserError, message):
+                call()
+        self.assertEqual(self.Job.search_count([]), before)
+
+    def test_identity_key_returns_the_waiting_job(self):
+        first = self.partner.with_delay(identity_key="sync-42").write({"comment": "a"})
+        second = self.partner.with_delay(identity_key="sync-42").write({"comment": "b"})
+        self.assertEqual(first, second)
+        first.button_cancel()
+        third = self.partner.with_delay(identity_key="sync-42").write({"comment": "c"})
+        self.assertNotEqual(third, first)
+
+    def test_buttons_move_jobs_between_states(self):
+        job = self.partner.with_delay().write({"comment": "x"})
+        job.button_cancel()
+        self.assertEqual(job.state, "cancelled")
+        self.assertTrue(job.date_done)
+        job.button_retry()
+        self.assertEqual(job.state, "pending")
+        self.assertFalse(job.date_done)
+        job.button_done()
+        self.assertEqual(job.state, "done")
+        job.button_cancel()  # a done job cannot be cancelled
+        self.assertEqual(job.state, "done")

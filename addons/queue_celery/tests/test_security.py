@@ -1,0 +1,56 @@
+from odoo.exceptions import AccessError
+from odoo.tests import common
+
+
+class TestSecurity(common.TransactionCase):
+
+    def setUp(self):
+        super().setUp()
+        Users = self.env["res.users"].with_context(no_reset_password=True)
+        internal = self.env.ref("base.group_user")
+        self.alice = Users.create({"name": "Alice", "login": "alice_jobs",
+                                   "groups_id": [(6, 0, [internal.id])]})
+        self.bob = Users.create({"name": "Bob", "login": "bob_jobs",
+                                 "groups_id": [(6, 0, [internal.id])]})
+        self.manager = Users.create({"name": "Manager", "login": "manager_jobs", "groups_id": [
+            (6, 0, [internal.id, self.env.ref("queue_celery.group_celery_job_manager").id])]})
+        self.portal = Users.create({"name": "Portal", "login": "portal_jobs",
+                                    "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])]})
+        self.alice_job = self.env["celery.job"].sudo(self.alice).enqueue("res.partner", "search", args=[[]])
+        self.bob_job = self.env["celery.job"].sudo(self.bob).enqueue("res.partner", "search", args=[[]])
+
+    def test_internal_users_are_job_users_and_see_only_their_jobs(self):
+        self.assertTrue(self.alice.has_group("queue_celery.group_celery_job_user"))
+        jobs = self.env["celery.job"].sudo(self.alice).search([])
+        self.assertIn(self.alice_job, jobs)
+        self.assertNotIn(self.bob_job, jobs)
+        with self.assertRaises(AccessError):
+            self.bob_job.sudo(self.alice).read(["state"])
+
+    def test_managers_see_and_manage_every_job(self):
+        jobs = self.env["celery.job"].sudo(self.manager).search([])
+        self.assertIn(self.alice_job, jobs)
+        self.assertIn(self.bob_job, jobs)
+        self.bob_job.sudo(self.manager).button_cancel()
+        self.assertEqual(self.bob_job.state, "cancelled")
+
+    def test_users_cannot_change_jobs(self):
+        job = self.alice_job.sudo(self.alice)
+        for button in ("button_cancel", "button_done", "button_retry"):
+            with self.assertRaises(AccessError):
+                getattr(job, button)()
+        with self.assertRaises(AccessError):
+            job.write({"state": "done"})
+        with self.assertRaises(AccessError):
+            job.write({"method_name": "unlink"})
+        with self.assertRaises(AccessError):
+            job.unlink()
+        with self.assertRaises(AccessError):
+            self.env["celery.job"].sudo(self.alice).create({
+                "uuid": "x", "model_name": "res.partner", "method_name": "unlink",
+                "user_id": self.env.ref("base.user_root").id})
+        self.assertEqual(self.alice_job.state, "pending")
+
+    def test_portal_users_cannot_enqueue(self):
+        with self.assertRaises(AccessError):
+            self.env["celery.job"].sudo(self.portal).enqueue("res.partner", "search", args=[[]])
