@@ -12,7 +12,7 @@ _SKIP = set(filter(None, os.environ.get("ODOO_PY311_SKIP", "").split(",")))
 
 
 def collections_abc_aliases():
-    """ImportError: cannot import name 'Mapping' from 'collections' (odoo/tools/misc.py)."""
+    """ImportError: cannot import name 'Iterable' from 'collections' (odoo/tools/misc.py, models.py)."""
     import collections
     import collections.abc
 
@@ -22,7 +22,7 @@ def collections_abc_aliases():
 
 
 def inspect_getargspec():
-    """AttributeError: module 'inspect' has no attribute 'getargspec' (api.py, http.py, tools/cache.py)."""
+    """ImportError: cannot import name 'formatargspec' from 'inspect' (tools/cache.py, api.py, http.py)."""
     import collections
     import inspect
 
@@ -35,14 +35,14 @@ def inspect_getargspec():
     def formatargspec(args, varargs=None, varkw=None, defaults=None, *_ignored, **_also_ignored):
         first_default = len(args) - len(defaults or ())
         parts = [
-            arg if i < first_default else "%s=%r" % (arg, defaults[i - first_default])
+            arg if i < first_default else f"{arg}={defaults[i - first_default]!r}"
             for i, arg in enumerate(args)
         ]
         if varargs:
             parts.append("*" + varargs)
         if varkw:
             parts.append("**" + varkw)
-        return "(%s)" % ", ".join(parts)
+        return "(" + ", ".join(parts) + ")"
 
     inspect.getargspec = getargspec
     inspect.formatargspec = formatargspec
@@ -57,12 +57,15 @@ def base64_encodestring():
 
 
 def elementtree_getchildren():
-    """AttributeError: 'Element' object has no attribute 'getchildren' (/web/webclient/qweb answers 500)."""
+    """AttributeError: 'xml.etree.ElementTree.Element' object has no attribute 'getchildren' (/web/webclient/qweb)."""
+    import importlib
     import sys
 
-    # The C Element type takes no new methods: block it so ElementTree stays pure Python.
+    # The C Element type takes no new methods: block it so ElementTree stays pure Python,
+    # re-imported if something (pytest) already loaded it with the C type.
     sys.modules["_elementtree"] = None
-    from xml.etree import ElementTree
+    sys.modules.pop("xml.etree.ElementTree", None)
+    ElementTree = importlib.import_module("xml.etree.ElementTree")
 
     ElementTree.Element.getchildren = lambda self: list(self)
     ElementTree.Element.getiterator = ElementTree.Element.iter
@@ -104,10 +107,14 @@ def qweb_ast_py38():
                     setattr(node, field, make())
             node = super().generic_visit(node)
             if isinstance(node, ast.Name) and node.id in constants:
-                return ast.copy_location(ast.Constant(constants[node.id]), node)
+                node = ast.copy_location(ast.Constant(constants[node.id]), node)
+            # _create_def sets a FunctionDef's lineno alone: fix_missing_locations then
+            # gives it and its children the end_lineno of the module (1).
             lineno = getattr(node, "lineno", None)
             if lineno is not None and (getattr(node, "end_lineno", None) or 0) < lineno:
                 node.end_lineno = lineno
+                node.end_col_offset = max(getattr(node, "end_col_offset", None) or 0,
+                                          getattr(node, "col_offset", None) or 0)
             return node
 
     fix_missing_locations = ast.fix_missing_locations
@@ -119,7 +126,7 @@ def qweb_ast_py38():
 
 
 def thread_isalive():
-    """AttributeError: 'Thread' object has no attribute 'isAlive' (defensive: odoo/service/server.py)."""
+    """AttributeError: 'Thread' object has no attribute 'isAlive' (HttpCase, ThreadedServer.stop)."""
     import threading
 
     threading.Thread.isAlive = threading.Thread.is_alive
@@ -143,7 +150,9 @@ def safe_eval_opcodes():
                     "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE",
                     "POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_FORWARD_IF_NOT_NONE",
                     "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE"]
-    safe = expr + ["PUSH_EXC_INFO", "CHECK_EXC_MATCH", "RERAISE", "JUMP_IF_NOT_EXC_MATCH"]
+    # LOAD_ASSERTION_ERROR (3.9) replaced LOAD_GLOBAL AssertionError in `assert`.
+    safe = expr + ["PUSH_EXC_INFO", "CHECK_EXC_MATCH", "RERAISE", "JUMP_IF_NOT_EXC_MATCH",
+                   "LOAD_ASSERTION_ERROR"]
     # Mutated in place: ir_qweb and others imported these sets by name.
     add(safe_eval._CONST_OPCODES, const)
     add(safe_eval._EXPR_OPCODES, expr)

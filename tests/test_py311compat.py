@@ -20,14 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPAT = ROOT / "runtime" / "py311compat.py"
 
 # The launcher's own sequence (runtime/odoo), then the snippet.
-PRELUDE = """\
+PRELUDE = f"""\
 import sys
-sys.path.insert(0, %r)
+sys.path.insert(0, {str(ROOT / "runtime")!r})
 import py311compat
 py311compat.apply_early()
 import odoo
 py311compat.apply_late()
-""" % str(ROOT / "runtime")
+"""
 
 # patch name: (snippet run after the prelude, what the run must show when the patch is left out)
 CASES = {
@@ -48,8 +48,7 @@ CASES = {
 
         cache(compute)
         assert cache.key('model', 5, z=6) == (5, 6)
-        """, r"cannot import name '(getargspec|formatargspec)' from 'inspect'"
-             r"|module 'inspect' has no attribute '(getargspec|formatargspec)'"),
+        """, r"(cannot import name|has no attribute) '(getargspec|formatargspec)'"),
 
     "base64_encodestring": ("""
         import base64
@@ -88,11 +87,17 @@ CASES = {
         """, r"TypeError: 'float' object cannot be interpreted as an integer"),
 
     "yaml_load_loader": ("""
-        from odoo.tools.yaml_import import YamlInterpreter
+        import logging
+        import yaml
+        from odoo.tools.yaml_import import YamlInterpreter, yaml_tag
         # How .yml demo and test data are read: yaml.load(stream) without a Loader.
-        interpreter = YamlInterpreter(None, 'base', {}, 'init', 'demo.yml')
+        # (No database here: __init__, which opens an Environment, is left out.)
+        interpreter = YamlInterpreter.__new__(YamlInterpreter)
+        interpreter.loglevel = logging.DEBUG
         interpreter.process('- a comment block\\n- another one\\n')
-        """, r"load\\(\\) missing 1 required positional argument: 'Loader'"),
+        record = yaml.load('!record {model: res.partner, id: p}')
+        assert isinstance(record, yaml_tag.Record), record
+        """, r"load\(\) missing 1 required positional argument: 'Loader'"),
 
     "qweb_ast_py38": ("""
         from lxml import etree
@@ -141,13 +146,13 @@ CASES = {
                 continue
             try:
                 total += 10 // (i - 3)
-            except ZeroDivisionError as e:
+            except Exception as e:
                 total += 100
         assert total == 110, total
         result = total
         ''', values, mode='exec', nocopy=True)
         assert values['result'] == 110
-        """, r"ValueError: forbidden opcode\\(s\\)"),
+        """, r"ValueError: forbidden opcode\(s\)"),
 }
 
 
@@ -163,7 +168,7 @@ def declared_patches():
 def run(snippet, skip=""):
     env = dict(os.environ, ODOO_PY311_SKIP=skip)
     return subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(snippet)],
-                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_every_patch_has_a_case():
@@ -174,8 +179,8 @@ def test_every_patch_has_a_case():
 def test_patch_is_needed(patch):
     snippet, failure = CASES[patch]
     patched = run(snippet)
-    assert patched.returncode == 0, "fails with every patch applied:\n%s" % patched.stderr
+    assert patched.returncode == 0, f"fails with every patch applied:\n{patched.stderr}"
     unpatched = run(snippet, skip=patch)
-    assert unpatched.returncode != 0, "still works without %s" % patch
+    assert unpatched.returncode != 0, f"still works without {patch}"
     assert re.search(failure, unpatched.stderr), (
-        "without %s, expected %r, got:\n%s" % (patch, failure, unpatched.stderr[-3000:]))
+        f"without {patch}, expected {failure!r}, got:\n{unpatched.stderr[-3000:]}")
