@@ -4,3 +4,10 @@ from .deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
 from .exceptions import RetryableJobError
 
 __all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError"]
+
+
+def post_load():
+    """Server-wide loading (``--load=web,queue_celery``): fork Celery workers with Odoo's."""
+    from . import server
+
+    server.install()

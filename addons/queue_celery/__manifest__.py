@@ -15,5 +15,6 @@
         "data/ir_config_parameter.xml",
         "views/celery_job_views.xml",
     ],
+    "post_load": "post_load",
     "installable": True,
 }

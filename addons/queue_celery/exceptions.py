@@ -17,3 +17,7 @@ class RetryableJobError(Exception):
 
 class JobDropped(Exception):
     """A message that must not run: unknown database or job, stale or finished job."""
+
+
+class JobTimeLimitExceeded(Exception):
+    """Raised in a job that ran past its time limit; the job ends failed."""

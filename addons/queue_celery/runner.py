@@ -3,8 +3,10 @@ import logging
 import os
 import socket
 import time
+import signal
+import threading
 import traceback
-from contextlib import closing
+from contextlib import closing, contextmanager
 
 import psycopg2
 from psycopg2 import errorcodes
@@ -13,7 +15,7 @@ import odoo
 from odoo import api
 
 from . import encoding
-from .exceptions import RetryableJobError
+from .exceptions import JobTimeLimitExceeded, RetryableJobError
 from .models import celery_job
 
 _logger = logging.getLogger(__name__)
@@ -38,12 +40,13 @@ def run_job(dbname, job_uuid, task_id):
         return
     # The job's state moves on a READ COMMITTED cursor of its own, whose connection holds
     # the job's lock while it runs; the job's work runs on an ordinary Odoo cursor.
-    with closing(odoo.sql_db.db_connect(dbname).cursor(serialized=False)) as control:
+    with api.Environment.manage(), \
+            closing(odoo.sql_db.db_connect(dbname).cursor(serialized=False)) as control:
         job = celery_job.claim(control, job_uuid, task_id, HOSTNAME, os.getpid())
         if job is None:
             return
         try:
-            with api.Environment.manage(), registry.cursor() as cr:
+            with registry.cursor() as cr:
                 _execute(cr, control, job)
         finally:
             celery_job.release(control, job.id)
@@ -63,7 +66,8 @@ def _execute(cr, control, job):
                 % (job.model_name, ", ".join(map(str, missing.ids))))
         args = encoding.loads(job.args, env)
         kwargs = encoding.loads(job.kwargs, env)
-        result = getattr(records, job.method_name)(*args, **kwargs)
+        with time_limit(job.time_limit):
+            result = getattr(records, job.method_name)(*args, **kwargs)
         # Done is written with the job's work: both commit, or neither.
         celery_job.mark_done(cr, job, _encode_result(result), time.monotonic() - started)
         cr.commit()
@@ -87,6 +91,26 @@ def _execute(cr, control, job):
                                    time.monotonic() - started)
     finally:
         env.clear()
+
+
+@contextmanager
+def time_limit(seconds):
+    """Raise JobTimeLimitExceeded in the job after ``seconds`` (in a main thread only,
+    where SIGALRM lands; a worker's watchdog covers a job stuck outside Python)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum, _frame):
+        raise JobTimeLimitExceeded("The job ran past its time limit of %s s." % seconds)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _encode_result(result):

@@ -5,15 +5,12 @@ odoo.conf as the server; Odoo finds this command when the addons path comes firs
 ``odoo --addons-path=... celery worker -c odoo.conf --queues high,default --concurrency 4``.
 """
 import argparse
-import logging
 import sys
-
-from celery.utils.nodenames import default_nodename
 
 import odoo
 from odoo.cli import Command
 
-_logger = logging.getLogger(__name__)
+from ..worker import run_worker
 
 
 class Celery(Command):
@@ -38,21 +35,3 @@ class Celery(Command):
         odoo.tools.config.parse_config(odoo_args)
         sys.exit(run_worker(options.queues.split(","), options.concurrency, options.pool,
                             options.hostname, options.loglevel))
-
-
-def run_worker(queues, concurrency, pool, hostname, loglevel):
-    """Start a Celery worker on ``queues`` in this process; return its exit code."""
-    from odoo.addons.queue_celery.celeryapp import QUEUES, celery_app, queue_name
-
-    unknown = set(queues) - set(QUEUES)
-    if unknown:
-        sys.exit("unknown queue(s) %s: use %s" % (", ".join(sorted(unknown)), ", ".join(QUEUES)))
-    # Registries loaded before the pool forks are shared by its processes; connections are not.
-    for dbname in filter(None, (odoo.tools.config["db_name"] or "").split(",")):
-        odoo.registry(dbname)
-    odoo.sql_db.close_all()
-    app = celery_app()
-    worker = app.Worker(queues=[queue_name(queue) for queue in queues], concurrency=concurrency,
-                        pool=pool, hostname=default_nodename(hostname), loglevel=loglevel)
-    worker.start()
-    return worker.exitcode

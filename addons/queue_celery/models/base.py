@@ -24,7 +24,7 @@ class Base(models.AbstractModel):
     _inherit = "base"
 
     def with_delay(self, queue="default", priority=None, eta=None, countdown=None,
-                   max_retries=None, description=None, identity_key=None):
+                   max_retries=None, description=None, identity_key=None, time_limit=None):
         """Defer the next method call on these records to a job; it returns the job.
 
         ``records.with_delay(queue="high").method(*args, **kwargs)``. The options are
@@ -32,4 +32,5 @@ class Base(models.AbstractModel):
         """
         return DelayedCall(self, dict(queue=queue, priority=priority, eta=eta,
                                       countdown=countdown, max_retries=max_retries,
-                                      description=description, identity_key=identity_key))
+                                      description=description, identity_key=identity_key,
+                                      time_limit=time_limit))

@@ -28,7 +28,7 @@ USER_GROUP = "queue_celery.group_celery_job_user"
 _NOW = "(now() at time zone 'UTC')"
 _INSERT_COLUMNS = ("uuid", "name", "model_name", "method_name", "record_ids", "args", "kwargs",
                    "context", "user_id", "company_id", "queue", "priority", "state", "eta",
-                   "retry_count", "max_retries", "celery_task_id", "identity_key",
+                   "retry_count", "max_retries", "celery_task_id", "identity_key", "time_limit",
                    "create_uid", "write_uid")
 
 
@@ -90,6 +90,8 @@ class CeleryJob(models.Model):
     date_started = fields.Datetime("Started on", readonly=True)
     date_done = fields.Datetime("Ended on", readonly=True)
     exec_time = fields.Float("Run time (s)", readonly=True, group_operator="avg")
+    time_limit = fields.Integer(readonly=True, help="Seconds the job may run; 0: the "
+                                "celery_job_time_limit of odoo.conf")
 
     _sql_constraints = [
         ("uuid_unique", "unique(uuid)", "A job's UUID is unique."),
@@ -119,7 +121,7 @@ class CeleryJob(models.Model):
     @api.returns("self", lambda job: job.id)
     def enqueue(self, target, method_name, args=(), kwargs=None, queue="default", priority=None,
                 eta=None, countdown=None, max_retries=None, description=None, identity_key=None,
-                record_ids=None):
+                record_ids=None, time_limit=None):
         """Run ``target.method_name(*args, **kwargs)`` in the background; return the job.
 
         :param target: a recordset, or a model name (then give ``record_ids``, as RPC does)
@@ -130,6 +132,8 @@ class CeleryJob(models.Model):
         :param max_retries: how often a ``RetryableJobError`` may retry the job (default 5)
         :param description: the job's name in the Jobs screen
         :param identity_key: while a job with this key waits or runs, return it instead
+        :param time_limit: seconds the job may run before it fails (default: odoo.conf's
+            ``celery_job_time_limit``)
         """
         if method_name.startswith("_"):
             raise UserError(_("Private method %s cannot be enqueued; use "
@@ -143,12 +147,12 @@ class CeleryJob(models.Model):
         return self._enqueue(model_name, record_ids or [], method_name, args, kwargs, queue=queue,
                              priority=priority, eta=eta, countdown=countdown,
                              max_retries=max_retries, description=description,
-                             identity_key=identity_key)
+                             identity_key=identity_key, time_limit=time_limit)
 
     @api.model
     def _enqueue(self, model_name, record_ids, method_name, args=(), kwargs=None, queue="default",
                  priority=None, eta=None, countdown=None, max_retries=None, description=None,
-                 identity_key=None):
+                 identity_key=None, time_limit=None):
         """``enqueue`` without the public-method rule: private methods are allowed here."""
         if not (self.env.uid == SUPERUSER_ID or self.env.user.has_group(USER_GROUP)):
             raise AccessError(_("Only internal users may enqueue jobs."))
@@ -165,6 +169,8 @@ class CeleryJob(models.Model):
         max_retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
         if not (isinstance(max_retries, int) and max_retries >= 0):
             raise UserError(_("max_retries must be a non-negative integer."))
+        if time_limit is not None and not (isinstance(time_limit, int) and time_limit > 0):
+            raise UserError(_("time_limit must be a positive number of seconds."))
         if not all(isinstance(record_id, int) for record_id in record_ids):
             raise UserError(_("record_ids must be a list of integers."))
         eta = self._parse_eta(eta, countdown)
@@ -180,7 +186,7 @@ class CeleryJob(models.Model):
         values = (job_uuid, description[:256], model_name, method_name, encoding.dumps(record_ids),
                   encoded_args, encoded_kwargs, self._encode_context(), self.env.uid,
                   self.env.user.company_id.id, queue, priority, "pending", eta, 0, max_retries,
-                  task_id, identity_key or None, self.env.uid, self.env.uid)
+                  task_id, identity_key or None, time_limit or 0, self.env.uid, self.env.uid)
         cr = self.env.cr
         cr.execute(
             "INSERT INTO celery_job (%s, create_date, write_date) VALUES (%s, %s, %s)"
@@ -262,6 +268,13 @@ class CeleryJob(models.Model):
         self._set_ended("done", ("pending", "enqueued", "failed", "cancelled"))
         return True
 
+    def _notify_ended(self):
+        """Tell each job's user, through the bus, that the job ended (done or failed)."""
+        self.env["bus.bus"].sendmany([
+            ((self._cr.dbname, "res.partner", job.user_id.partner_id.id),
+             {"type": "celery.job", "id": job.id, "name": job.name, "state": job.state})
+            for job in self.sudo()])
+
     def _set_ended(self, state, from_states):
         self.env.cr.execute(
             "UPDATE celery_job SET state = %s, date_done = " + _NOW + ", write_date = " + _NOW +
@@ -282,7 +295,8 @@ class ClaimedJob:
     """A job a worker has locked and marked started: what running it needs."""
 
     __slots__ = ("id", "uuid", "user_id", "model_name", "method_name", "record_ids", "args",
-                 "kwargs", "context", "retry_count", "max_retries", "queue", "priority")
+                 "kwargs", "context", "retry_count", "max_retries", "queue", "priority",
+                 "time_limit")
 
     def __init__(self, **values):
         for name in self.__slots__:
@@ -308,10 +322,10 @@ def claim(cr, job_uuid, task_id, hostname, pid):
         _logger.info("job %s is running in another worker, message dropped", job_uuid)
         return None
     cr.execute("SELECT state, celery_task_id, retry_count, max_retries, user_id, model_name,"
-               " method_name, record_ids, args, kwargs, context, queue, priority"
+               " method_name, record_ids, args, kwargs, context, queue, priority, time_limit"
                " FROM celery_job WHERE id = %s", (job_id,))
     (state, current_task_id, retry_count, max_retries, user_id, model_name, method_name,
-     record_ids, args, kwargs, context, queue, priority) = cr.fetchone()
+     record_ids, args, kwargs, context, queue, priority, time_limit) = cr.fetchone()
     reason = None
     if state not in WAITING_STATES:
         reason = "it is %s" % state
@@ -339,7 +353,8 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     return ClaimedJob(id=job_id, uuid=job_uuid, user_id=user_id, model_name=model_name,
                       method_name=method_name, record_ids=record_ids, args=args, kwargs=kwargs,
                       context=context, retry_count=retry_count, max_retries=max_retries,
-                      queue=queue, priority=priority)
+                      queue=queue, priority=priority,
+                      time_limit=time_limit or option("job_time_limit", 3600))
 
 
 def release(cr, job_id):
@@ -353,11 +368,17 @@ def mark_done(cr, job, result, exec_time):
     cr.execute("UPDATE celery_job SET state = 'done', result = %s, exc_info = NULL,"
                " exec_time = %s, date_done = " + _NOW + " WHERE id = %s",
                (result, exec_time, job.id))
+    _notify_ended(cr, job.id)
+
+
+def _notify_ended(cr, job_id):
+    api.Environment(cr, SUPERUSER_ID, {})["celery.job"].browse(job_id)._notify_ended()
 
 
 def mark_failed(cr, job, exc_info, exec_time):
     """Record a failure; the job's work was rolled back. Commits."""
     _fail(cr, job.id, exc_info, exec_time)
+    _notify_ended(cr, job.id)
     cr.commit()
 
 
