@@ -83,9 +83,18 @@ def database():
     subprocess.run(ODOO + ["-c", str(conf), "-d", name, "-i", "queue_celery_test_jobs",
                            "--without-demo=all", "--stop-after-init", "--log-level=warn",
                            "--http-port=%d" % free_port()], check=True)
+    # A copy for the tests of a worker serving two databases, made while nothing is connected.
+    subprocess.run(["createdb", "-T", name, name + "_b"], check=True)
     yield name
-    odoo.sql_db.close_db(name)
-    subprocess.call(["dropdb", "--if-exists", name])
+    for dbname in (name, name + "_b"):
+        odoo.sql_db.close_db(dbname)
+        subprocess.call(["dropdb", "--if-exists", dbname])
+
+
+@pytest.fixture(scope="session")
+def second_database(database):
+    """A second database like ``database``."""
+    return database + "_b"
 
 
 class Worker:

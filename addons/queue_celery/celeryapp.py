@@ -120,7 +120,7 @@ def build_app():
     @app.task(name=TASK_NAME, bind=True)
     def run_job(task, dbname, job_uuid):
         """Run the job ``job_uuid`` of database ``dbname`` (see runner.run_job)."""
-        runner.run_job(dbname, job_uuid, task.request.id)
+        runner.run_job(dbname, job_uuid, task.request.id, task.request.hostname)
 
     return app
 

@@ -1,7 +1,6 @@
 """How a worker runs one job: claim it, run the method as its user, record the outcome."""
 import logging
 import os
-import socket
 import time
 import signal
 import threading
@@ -23,11 +22,11 @@ _logger = logging.getLogger(__name__)
 # Database errors that a later try may not meet again.
 RETRYABLE_PGCODES = (errorcodes.SERIALIZATION_FAILURE, errorcodes.DEADLOCK_DETECTED,
                      errorcodes.LOCK_NOT_AVAILABLE)
-HOSTNAME = socket.gethostname()
 
 
-def run_job(dbname, job_uuid, task_id):
-    """Run the job ``job_uuid`` of ``dbname`` for the message ``task_id``.
+def run_job(dbname, job_uuid, task_id, worker_name):
+    """Run the job ``job_uuid`` of ``dbname`` for the message ``task_id``, in the Celery
+    worker ``worker_name`` (its node name, as ``celery inspect`` shows it).
 
     A message for an unknown database or job, a finished job, a job running
     elsewhere or a job published again since is dropped with a log line.
@@ -42,7 +41,7 @@ def run_job(dbname, job_uuid, task_id):
     # the job's lock while it runs; the job's work runs on an ordinary Odoo cursor.
     with api.Environment.manage(), \
             closing(odoo.sql_db.db_connect(dbname).cursor(serialized=False)) as control:
-        job = celery_job.claim(control, job_uuid, task_id, HOSTNAME, os.getpid())
+        job = celery_job.claim(control, job_uuid, task_id, worker_name, os.getpid())
         if job is None:
             return
         try:

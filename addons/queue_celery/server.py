@@ -52,7 +52,6 @@ class CeleryWorker(server.Worker):
         resource.setrlimit(resource.RLIMIT_AS, (int(config["limit_memory_hard"]), hard))
         threading.Thread(target=self.watch_master, daemon=True).start()
         sys.exit(run_worker([self.queue], 1, "solo", "%s-%d@%%h" % (self.queue, self.pid),
-                            loglevel=logging.getLevelName(logging.getLogger().level),
                             recycle=True))
 
     def watch_master(self):

@@ -5,7 +5,7 @@ import sys
 
 import psutil
 from celery import signals
-from celery.utils.nodenames import default_nodename
+from celery.utils.nodenames import default_nodename, host_format
 from celery.worker import state
 
 import odoo
@@ -59,7 +59,7 @@ def run_worker(queues, concurrency, pool, hostname, loglevel="INFO", recycle=Fal
     signals.worker_ready.connect(lambda **_kwargs: sweep(dbnames), weak=False)
     worker = app.Worker(
         queues=[queue_name(queue) for queue in queues], concurrency=concurrency, pool=pool,
-        hostname=default_nodename(hostname), loglevel=loglevel,
+        hostname=host_format(default_nodename(hostname)), loglevel=loglevel,
         # A prefork child past limit_memory_soft is replaced after its job (in KiB).
         max_memory_per_child=config["limit_memory_soft"] // 1024)
     worker.start()
