@@ -167,11 +167,11 @@ def test_forged_messages_are_dropped(database, worker):
 
 def test_countdown_delays_the_start(env, database):
     mark = marker()
+    enqueued_at = time.time()
     job = env["queue.celery.test.record"].with_delay(countdown=2).make(mark)
     env.cr.commit()
-    enqueued_at = time.time()
     assert wait_for_jobs(database, [job.id]) == {job.id: "done"}
-    assert time.time() - enqueued_at >= 1.5
+    assert time.time() - enqueued_at >= 2
     (started, eta), = query(database, "SELECT date_started, eta FROM celery_job WHERE id = %s",
                             (job.id,))
     assert started >= eta
@@ -206,3 +206,26 @@ def test_retry_cancel_done_buttons(env, database):
     env.cr.commit()
     assert query(database, "SELECT state FROM celery_job WHERE id = %s", (failed.id,)) == [
         ("done",)]
+
+
+def test_a_job_due_after_the_eta_window_waits_in_the_database(env, database):
+    odoo.tools.config["celery_eta_window"] = 1
+    try:
+        mark = marker()
+        job = env["queue.celery.test.record"].with_delay(countdown=3).make(mark)
+        env.cr.commit()
+        wait_for_jobs(database, [job.id], states=("enqueued",))
+        assert query(database, "SELECT date_enqueued FROM celery_job WHERE id = %s",
+                     (job.id,)) == [(None,)]
+        assert env["celery.job"]._cron_sweep() == 0  # not yet within the window
+        env.cr.commit()
+        time.sleep(2.5)
+        assert env["celery.job"]._cron_sweep() == 1
+        env.cr.commit()
+        assert wait_for_jobs(database, [job.id]) == {job.id: "done"}
+        (started, eta), = query(
+            database, "SELECT date_started, eta FROM celery_job WHERE id = %s", (job.id,))
+        assert started >= eta
+        assert count_rows(database, mark) == 1
+    finally:
+        del odoo.tools.config.options["celery_eta_window"]

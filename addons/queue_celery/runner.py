@@ -55,6 +55,8 @@ def run_job(dbname, job_uuid, task_id, worker_name):
 def _execute(cr, control, job):
     started = time.monotonic()
     context = dict(encoding.loads(job.context), celery_job_uuid=job.uuid)
+    # The company the job was enqueued in, whatever the user's current one is now.
+    context.setdefault("force_company", job.company_id)
     env = api.Environment(cr, job.user_id, context)
     try:
         records = env[job.model_name].browse(encoding.loads(job.record_ids))

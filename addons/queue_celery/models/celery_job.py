@@ -2,6 +2,7 @@
 import datetime
 import logging
 import random
+import time
 import uuid
 
 from odoo import SUPERUSER_ID, _, api, fields, models
@@ -25,7 +26,7 @@ DEFAULT_MAX_RETRIES = 5
 MANAGER_GROUP = "queue_celery.group_celery_job_manager"
 USER_GROUP = "queue_celery.group_celery_job_user"
 
-_NOW = "(now() at time zone 'UTC')"
+_NOW = "(statement_timestamp() at time zone 'UTC')"
 _INSERT_COLUMNS = ("uuid", "name", "model_name", "method_name", "record_ids", "args", "kwargs",
                    "context", "user_id", "company_id", "queue", "priority", "state", "eta",
                    "retry_count", "max_retries", "celery_task_id", "identity_key", "time_limit",
@@ -289,14 +290,16 @@ class CeleryJob(models.Model):
 # Advisory lock class (first key) of running jobs; the second key is the job id. A worker holds
 # it on its connection while the job runs, so a started job without it has lost its worker.
 RUNNING_LOCK = 0x51C1
+# A message this many seconds early waits for its eta; an earlier one is published again.
+EARLY_TOLERANCE = 2.0
 
 
 class ClaimedJob:
     """A job a worker has locked and marked started: what running it needs."""
 
     __slots__ = ("id", "uuid", "user_id", "model_name", "method_name", "record_ids", "args",
-                 "kwargs", "context", "retry_count", "max_retries", "queue", "priority",
-                 "time_limit")
+                 "kwargs", "context", "company_id", "retry_count", "max_retries", "queue",
+                 "priority", "time_limit")
 
     def __init__(self, **values):
         for name in self.__slots__:
@@ -322,15 +325,24 @@ def claim(cr, job_uuid, task_id, hostname, pid):
         _logger.info("job %s is running in another worker, message dropped", job_uuid)
         return None
     cr.execute("SELECT state, celery_task_id, retry_count, max_retries, user_id, model_name,"
-               " method_name, record_ids, args, kwargs, context, queue, priority, time_limit"
+               " method_name, record_ids, args, kwargs, context, company_id, queue, priority,"
+               " time_limit, extract(epoch from eta - " + _NOW + ")"
                " FROM celery_job WHERE id = %s", (job_id,))
     (state, current_task_id, retry_count, max_retries, user_id, model_name, method_name,
-     record_ids, args, kwargs, context, queue, priority, time_limit) = cr.fetchone()
+     record_ids, args, kwargs, context, company_id, queue, priority, time_limit,
+     seconds_to_eta) = cr.fetchone()
     reason = None
     if state not in WAITING_STATES:
         reason = "it is %s" % state
     elif current_task_id != task_id:
         reason = "the job was published again since (task %s)" % current_task_id
+    elif seconds_to_eta and seconds_to_eta > EARLY_TOLERANCE:
+        reason = "it is due in %.1f s; published again for then" % seconds_to_eta
+        eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=float(seconds_to_eta))
+        publish_after_commit(cr, [Dispatch(job_id, job_uuid, queue, priority, eta, task_id)])
+    elif seconds_to_eta and seconds_to_eta > 0:
+        # Celery's timer may hand over an eta task a little early: wait for its time.
+        time.sleep(float(seconds_to_eta))
     elif state == "started":
         # Free lock on a started job: the worker that ran it died before it ended.
         if retry_count >= max_retries:
@@ -352,7 +364,8 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     cr.commit()
     return ClaimedJob(id=job_id, uuid=job_uuid, user_id=user_id, model_name=model_name,
                       method_name=method_name, record_ids=record_ids, args=args, kwargs=kwargs,
-                      context=context, retry_count=retry_count, max_retries=max_retries,
+                      context=context, company_id=company_id, retry_count=retry_count,
+                      max_retries=max_retries,
                       queue=queue, priority=priority,
                       time_limit=time_limit or option("job_time_limit", 3600))
 
