@@ -42,7 +42,7 @@ test: setup
 	$(PY) scripts/run-tests
 
 test-odoo: setup
-	$(PY) scripts/run-tests --odoo-suites
+	$(PY) scripts/run-tests --odoo-only
 
 test-faults: setup
 	$(PY) -m pytest tests -m faults
