@@ -3,14 +3,18 @@
 Odoo is imported here with the same compatibility layer as the launcher; workers are
 real ``odoo celery worker`` processes on real brokers.
 """
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +46,7 @@ def free_port():
 
 
 def write_conf(name, broker_url="", **options):
-    """An odoo.conf under .run/ for this test run; ``options`` become ``celery_*`` lines."""
+    """An odoo.conf under .run/ for this test run, with ``options`` as they are named."""
     RUN.mkdir(exist_ok=True)
     path = RUN / ("%s-%d.conf" % (name, os.getpid()))
     subprocess.run([str(ROOT / "scripts" / "write-odoo-conf"), str(path), broker_url, ADDONS_PATH],
@@ -50,7 +54,7 @@ def write_conf(name, broker_url="", **options):
     with open(path, "a") as conf:
         conf.write("celery_queue_prefix = %s\n" % QUEUE_PREFIX)
         for key, value in options.items():
-            conf.write("celery_%s = %s\n" % (key, value))
+            conf.write("%s = %s\n" % (key, value))
     return path
 
 
@@ -123,6 +127,78 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+WORKER_KINDS = ("HighPriorityCeleryWorker", "DefaultCeleryWorker", "LowPriorityCeleryWorker")
+
+
+class Server:
+    """``odoo --workers=2 --load=web,queue_celery`` on its own port, with its log."""
+
+    def __init__(self, database, broker_url, kinds=WORKER_KINDS, **options):
+        self.port = free_port()
+        self.conf = write_conf("server", broker_url, **options)
+        self.log_path = RUN / ("server-%d-%d.log" % (os.getpid(), self.port))
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            ODOO + ["-c", str(self.conf), "-d", database, "--db-filter=^%s$" % database,
+                    "--workers=2", "--load=web,queue_celery", "--http-interface=127.0.0.1",
+                    "--http-port=%d" % self.port, "--longpolling-port=%d" % free_port(),
+                    "--max-cron-threads=0"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_for(lambda: all("Worker %s (" % kind in self.output() for kind in kinds))
+        self.wait_for(lambda: self.get("/web/login")[0] == 200)
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, condition, timeout=60):
+        deadline = time.time() + timeout
+        while not condition():
+            if self.process.poll() is not None or time.time() > deadline:
+                raise AssertionError("server: condition not met; log:\n" + self.output()[-5000:])
+            time.sleep(0.2)
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path)) as answer:
+                return answer.status, answer.read()
+        except OSError:
+            return None, b""
+
+    def rpc(self, database, model, method, *args, **kwargs):
+        body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": {
+            "service": "object", "method": "execute_kw",
+            "args": [database, 1, "admin", model, method, list(args), kwargs]}}).encode()
+        request = urllib.request.Request("http://127.0.0.1:%d/jsonrpc" % self.port, body,
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as answer:
+            reply = json.loads(answer.read())
+        if "error" in reply:
+            raise RuntimeError(reply["error"]["data"]["message"])
+        return reply["result"]
+
+    def celery_workers(self):
+        """{kind: [pid]} of the live Celery worker processes, from their "alive" log lines."""
+        workers = {}
+        for kind, pid in re.findall(r"Worker (\w+CeleryWorker) \((\d+)\) alive", self.output()):
+            try:
+                alive = psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                alive = False
+            if alive:
+                workers.setdefault(kind, []).append(int(pid))
+        return workers
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+            try:
+                self.process.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()

@@ -1,98 +1,25 @@
 """The prefork server forks Celery workers; a second machine's worker; crash recovery."""
 import json
 import os
-import re
 import signal
-import subprocess
 import time
 import urllib.request
 import uuid
 
 import psutil
 import pytest
-from conftest import (BROKERS, ODOO, RUN, Worker, count_rows, free_port, query,
-                      require_port, use_broker, wait_for_jobs, write_conf)
-
-WORKER_KINDS = ("HighPriorityCeleryWorker", "DefaultCeleryWorker", "LowPriorityCeleryWorker")
+from conftest import (BROKERS, WORKER_KINDS, Server, Worker, count_rows, query, require_port,
+                      use_broker, wait_for_jobs)
 
 
 def marker():
     return uuid.uuid4().hex
 
 
-class Server:
-    """``odoo --workers=2 --load=web,queue_celery`` on its own port, with its log."""
-
-    def __init__(self, database, broker_url, kinds=WORKER_KINDS, **options):
-        self.port = free_port()
-        self.conf = write_conf("server", broker_url, **options)
-        self.log_path = RUN / ("server-%d-%d.log" % (os.getpid(), self.port))
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            ODOO + ["-c", str(self.conf), "-d", database, "--db-filter=^%s$" % database,
-                    "--workers=2", "--load=web,queue_celery", "--http-interface=127.0.0.1",
-                    "--http-port=%d" % self.port, "--longpolling-port=%d" % free_port(),
-                    "--max-cron-threads=0"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_for(lambda: all("Worker %s (" % kind in self.output() for kind in kinds))
-        self.wait_for(lambda: self.get("/web/login")[0] == 200)
-
-    def output(self):
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, condition, timeout=60):
-        deadline = time.time() + timeout
-        while not condition():
-            if self.process.poll() is not None or time.time() > deadline:
-                raise AssertionError("server: condition not met; log:\n" + self.output()[-5000:])
-            time.sleep(0.2)
-
-    def get(self, path):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path)) as answer:
-                return answer.status, answer.read()
-        except OSError:
-            return None, b""
-
-    def rpc(self, database, model, method, *args, **kwargs):
-        body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": {
-            "service": "object", "method": "execute_kw",
-            "args": [database, 1, "admin", model, method, list(args), kwargs]}}).encode()
-        request = urllib.request.Request("http://127.0.0.1:%d/jsonrpc" % self.port, body,
-                                         {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request) as answer:
-            reply = json.loads(answer.read())
-        if "error" in reply:
-            raise RuntimeError(reply["error"]["data"]["message"])
-        return reply["result"]
-
-    def celery_workers(self):
-        """{kind: [pid]} of the live Celery worker processes, from their "alive" log lines."""
-        workers = {}
-        for kind, pid in re.findall(r"Worker (\w+CeleryWorker) \((\d+)\) alive", self.output()):
-            try:
-                alive = psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE
-            except psutil.NoSuchProcess:
-                alive = False
-            if alive:
-                workers.setdefault(kind, []).append(int(pid))
-        return workers
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def server(database):
     use_broker("")
-    process = Server(database, "", workers_default=2)
+    process = Server(database, "", celery_workers_default=2)
     yield process
     process.stop()
 
@@ -170,7 +97,7 @@ def test_job_past_its_time_limit_fails_and_the_worker_goes_on(server, database, 
 
 def test_cli_worker_on_another_process_runs_the_servers_jobs(database):
     use_broker("")
-    server = Server(database, "", kinds=WORKER_KINDS[:2], workers_low=0)
+    server = Server(database, "", kinds=WORKER_KINDS[:2], celery_workers_low=0)
     cli = Worker(database, "", "cli-low", "--queues", "low", "--concurrency", "1")
     try:
         job_id = server.rpc(database, "celery.job", "enqueue", "queue.celery.test.record", "make",

@@ -19,7 +19,7 @@ def redis_worker(database):
     url, port = BROKERS["redis"]
     require_port("redis", port)
     use_broker(url)
-    worker = Worker(database, url, "tooling", "--concurrency", "1", task_events="True")
+    worker = Worker(database, url, "tooling", "--concurrency", "1", celery_task_events="True")
     yield url, worker
     worker.stop()
     use_broker("")

@@ -20,13 +20,20 @@ odoo.conf options (section ``[options]``):
     Base of the exponential backoff between retries, in seconds (default 5).
 ``celery_task_events``
     Send Celery task events, for Flower and ``celery events`` (default False).
+``celery_max_arguments_size``
+    Bytes the JSON of a job's arguments may take (default 5 MiB).
+``celery_job_time_limit``
+    Seconds a job may run before it fails, unless the job says otherwise (default 3600).
 """
 import collections
 import datetime
 import logging
 import os
+import time
 
+import psycopg2
 from celery import Celery
+from celery.exceptions import Reject
 from kombu import Queue
 
 from odoo.tools import config
@@ -120,7 +127,13 @@ def build_app():
     @app.task(name=TASK_NAME, bind=True)
     def run_job(task, dbname, job_uuid):
         """Run the job ``job_uuid`` of database ``dbname`` (see runner.run_job)."""
-        runner.run_job(dbname, job_uuid, task.request.id, task.request.hostname)
+        try:
+            runner.run_job(dbname, job_uuid, task.request.id, task.request.hostname)
+        except psycopg2.OperationalError as error:
+            _logger.warning("job %s: PostgreSQL unreachable (%s), message requeued",
+                            job_uuid, str(error).strip())
+            time.sleep(1)  # do not spin while the database restarts
+            raise Reject(str(error), requeue=True)
 
     return app
 

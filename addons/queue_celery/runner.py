@@ -33,9 +33,14 @@ def run_job(dbname, job_uuid, task_id, worker_name):
     """
     try:
         registry = odoo.registry(dbname).check_signaling()
+    except psycopg2.OperationalError as error:
+        if "does not exist" not in str(error):
+            raise  # PostgreSQL is unreachable: the message goes back to the queue
+        _logger.warning("job %s: database %r does not exist, message dropped", job_uuid, dbname)
+        return
     except Exception:
         _logger.warning("job %s: database %r cannot be opened, message dropped",
-                        job_uuid, dbname, exc_info=_logger.isEnabledFor(logging.DEBUG))
+                        job_uuid, dbname, exc_info=True)
         return
     # The job's state moves on a READ COMMITTED cursor of its own, whose connection holds
     # the job's lock while it runs; the job's work runs on an ordinary Odoo cursor.
@@ -88,8 +93,11 @@ def _execute(cr, control, job):
             celery_job.mark_retry(control, job, traceback.format_exc())
         else:
             _logger.info("job %s failed: %s", job.uuid, error)
-            celery_job.mark_failed(control, job, traceback.format_exc(),
-                                   time.monotonic() - started)
+            reason = traceback.format_exc()
+            if isinstance(error, MemoryError):
+                reason = ("The job ran out of memory (the worker's limit_memory_hard is %d MB)."
+                          "\n%s" % (odoo.tools.config["limit_memory_hard"] // 2 ** 20, reason))
+            celery_job.mark_failed(control, job, reason, time.monotonic() - started)
     finally:
         env.clear()
 

@@ -180,6 +180,16 @@ class CeleryJob(models.Model):
             encoded_kwargs = encoding.dumps(dict(kwargs or {}), "kwargs")
         except (TypeError, ValueError) as error:
             raise UserError(_("Arguments cannot be serialised: %s") % error)
+        size_limit = option("max_arguments_size", 5 * 1024 * 1024)
+        if len(encoded_args) + len(encoded_kwargs) > size_limit:
+            raise UserError(_("The arguments take %d bytes, more than celery_max_arguments_size "
+                              "(%d): save large data in an attachment and pass its id.")
+                            % (len(encoded_args) + len(encoded_kwargs), size_limit))
+        # The job will run with the user's rights: refuse at once what they cannot even read.
+        target = self.env[model_name].browse(record_ids)
+        target.check_access_rights("read")
+        if record_ids and self.env.uid != SUPERUSER_ID:
+            target.check_access_rule("read")
         job_uuid = str(uuid.uuid4())
         task_id = new_task_id()
         description = description or (method.__doc__ or "").strip().split("\n")[0] \

@@ -43,3 +43,15 @@ class JobRecord(models.Model):
         """Write one row after ``seconds``."""
         time.sleep(seconds)
         return self.make(marker)
+
+    @api.model
+    def eat_memory(self, megabytes):
+        """Hold ``megabytes`` of memory."""
+        hoard = bytearray(megabytes * 1024 * 1024)
+        return len(hoard)
+
+    @api.model
+    def spin_forever(self):
+        """Never return."""
+        while True:
+            pass

@@ -1,0 +1,198 @@
+"""Faults for real: killed workers, a stopped broker, a restarted PostgreSQL and server.
+
+Every job writes one row, so "exactly once" is a count. The sweeper runs from the test
+(it is the cron's method) with no grace, as a minute-by-minute cron would in production.
+"""
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+from conftest import BROKERS, Server, query, require_port, use_broker, wait_for_jobs
+from test_brokers import RedisServer
+
+import odoo
+
+pytestmark = pytest.mark.faults
+FINAL = ("done", "failed", "cancelled")
+
+
+@pytest.fixture
+def eager_sweeper(env):
+    Param = env["ir.config_parameter"]
+    Param.set_param("queue_celery.sweep_grace_seconds", "0")
+    Param.set_param("queue_celery.republish_after_seconds", "10")
+    env.cr.commit()
+    yield
+    Param.set_param("queue_celery.sweep_grace_seconds", "30")
+    Param.set_param("queue_celery.republish_after_seconds", "3600")
+    env.cr.commit()
+
+
+def enqueue_many(env, count, **options):
+    prefix = uuid.uuid4().hex
+    jobs = [env["queue.celery.test.record"].with_delay(**options).make("%s-%d" % (prefix, i))
+            for i in range(count)]
+    env.cr.commit()
+    return prefix, [job.id for job in jobs]
+
+
+def sweep_until_final(database, ids, timeout=240):
+    """Run the sweeper every 2 s until every job ended; return {state: count}."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with odoo.api.Environment.manage(), odoo.registry(database).cursor() as cr:
+                odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})["celery.job"]._cron_sweep()
+        except psycopg2_errors():
+            odoo.sql_db.close_all()  # PostgreSQL restarted: the pool's connections are dead
+        states = wait_for_jobs(database, ids, timeout=2)
+        if all(state in FINAL for state in states.values()) or time.time() > deadline:
+            counts = {}
+            for state in states.values():
+                counts[state] = counts.get(state, 0) + 1
+            return counts
+
+
+def psycopg2_errors():
+    import psycopg2
+
+    return (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+def assert_exactly_once(database, prefix, count):
+    rows = query(database, "SELECT marker, count(*) FROM queue_celery_test_record"
+                           " WHERE marker LIKE %s GROUP BY marker", (prefix + "-%",))
+    assert len(rows) == count, "lost: %d" % (count - len(rows))
+    assert max(n for _marker, n in rows) == 1, "duplicated"
+
+
+def test_1000_jobs_while_workers_are_sigkilled_every_second(database, env, eager_sweeper):
+    use_broker("")
+    server = Server(database, "", celery_workers_default=2)
+    killed = []
+    stop = threading.Event()
+
+    def kill_workers():
+        while not stop.wait(1):
+            pids = [pid for pids in server.celery_workers().values() for pid in pids]
+            if pids:
+                pid = random.choice(pids)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    try:
+        prefix, ids = enqueue_many(env, 1000)
+        killer = threading.Thread(target=kill_workers)
+        killer.start()
+        try:
+            time.sleep(15)
+        finally:
+            stop.set()
+            killer.join()
+        assert sweep_until_final(database, ids) == {"done": 1000}
+        assert len(killed) >= 10
+        assert_exactly_once(database, prefix, 1000)
+    finally:
+        server.stop()
+
+
+def stop_rabbitmq():
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+
+
+def start_rabbitmq():
+    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("name", ["redis", "rabbitmq"])
+def test_broker_stopped_for_10_seconds_mid_run(name, database, env, eager_sweeper):
+    if name == "redis":
+        redis = RedisServer()
+        url, stop_broker, start_broker = redis.url, redis.stop, redis.start
+    else:
+        url, port = BROKERS["rabbitmq"]
+        require_port("rabbitmq", port)
+        stop_broker, start_broker = stop_rabbitmq, start_rabbitmq
+    use_broker(url)
+    server = Server(database, url, celery_workers_default=2)
+    try:
+        prefix, ids = enqueue_many(env, 300)
+        time.sleep(1)
+        stop_broker()
+        try:
+            more_prefix, more_ids = enqueue_many(env, 50)  # published nowhere: pending
+            time.sleep(10)
+        finally:
+            start_broker()
+        assert sweep_until_final(database, ids + more_ids) == {"done": 350}
+        assert_exactly_once(database, prefix, 300)
+        assert_exactly_once(database, more_prefix, 50)
+    finally:
+        server.stop()
+        use_broker("")
+        if name == "redis":
+            redis.stop()
+
+
+def test_postgresql_restarted_mid_run(database, env, eager_sweeper):
+    url, port = BROKERS["redis"]
+    require_port("redis", port)
+    use_broker(url)
+    server = Server(database, url, celery_workers_default=2)
+    try:
+        prefix, ids = enqueue_many(env, 300)
+        time.sleep(1)
+        env.cr.close()  # its connection dies with the restart
+        for version in os.listdir("/etc/postgresql"):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main",
+                            "restart"], check=True)
+        odoo.sql_db.close_all()
+        assert sweep_until_final(database, ids) == {"done": 300}
+        assert_exactly_once(database, prefix, 300)
+    finally:
+        server.stop()
+        use_broker("")
+
+
+def test_server_stopped_with_sigterm_mid_run_and_started_again(database, env, eager_sweeper):
+    use_broker("")
+    server = Server(database, "")
+    prefix, ids = enqueue_many(env, 300)
+    time.sleep(1)
+    server.stop(signal.SIGTERM)
+    states = wait_for_jobs(database, ids, timeout=1)
+    assert "started" not in states.values()  # a stopping worker finishes its job
+    server = Server(database, "")
+    try:
+        assert sweep_until_final(database, ids) == {"done": 300}
+        assert_exactly_once(database, prefix, 300)
+    finally:
+        server.stop()
+
+
+def test_runaway_jobs_fail_with_a_reason_and_the_worker_recovers(database, env):
+    use_broker("")
+    server = Server(database, "", limit_memory_hard=str(1024 * 2 ** 20))
+    try:
+        Record = env["queue.celery.test.record"]
+        slow = Record.with_delay(time_limit=2).sleep_then_make(uuid.uuid4().hex, 60)
+        spinning = Record.with_delay(time_limit=2).spin_forever()
+        greedy = Record.with_delay().eat_memory(4096)
+        env.cr.commit()
+        ids = [slow.id, spinning.id, greedy.id]
+        assert wait_for_jobs(database, ids, timeout=60) == dict.fromkeys(ids, "failed")
+        reasons = dict(query(database, "SELECT id, exc_info FROM celery_job WHERE id IN %s",
+                             (tuple(ids),)))
+        assert "ran past its time limit of 2 s" in reasons[slow.id]
+        assert "ran past its time limit of 2 s" in reasons[spinning.id]
+        assert "ran out of memory" in reasons[greedy.id]
+        after = Record.with_delay().make(uuid.uuid4().hex)
+        env.cr.commit()
+        assert wait_for_jobs(database, [after.id]) == {after.id: "done"}
+    finally:
+        server.stop()
