@@ -10,7 +10,6 @@ merges it into the last full results (.run/bench/results.json).
 Measurements: e2e, enqueue, latency, priority, queue_job, scale, rss (see issue 6).
 """
 import argparse
-import calendar
 import contextlib
 import datetime
 import json
@@ -86,11 +85,6 @@ def percentile(values, pct):
     if len(ordered) == 1:
         return ordered[0]
     return statistics.quantiles(ordered, n=100, method="inclusive")[pct - 1]
-
-
-def epoch(naive_utc):
-    """Seconds since the epoch of a naive UTC datetime read from PostgreSQL."""
-    return calendar.timegm(naive_utc.utctimetuple()) + naive_utc.microsecond / 1e6
 
 
 # ---------------------------------------------------------------------- configuration, databases
@@ -452,15 +446,20 @@ def _job_row():
 
 def _start_latencies(job_times):
     """Seconds from each enqueuing commit to the job's start."""
-    started = dict(query(DB_QC, "SELECT id, date_started FROM celery_job WHERE id IN %s",
-                         (tuple(job_times),)))
-    return [epoch(started[job_id]) - committed for job_id, committed in job_times.items()]
+    # extract(epoch) of a timestamp without time zone reads it as UTC, as it was written.
+    started = dict(query(DB_QC, "SELECT id, extract(epoch FROM date_started)::float"
+                         " FROM celery_job WHERE id IN %s", (tuple(job_times),)))
+    return [started[job_id] - committed for job_id, committed in job_times.items()]
 
 
-def measure_latency(counts, runs, brokers):
-    """Commit-to-started latency: one job at a time, and under a steady load."""
+def measure_latency(counts, runs, brokers, e2e=None):
+    """Commit-to-started latency: one job at a time, and under a steady load of half the
+    end-to-end rate measured in this run (at most ``load_rate``), one job per transaction."""
     results = {}
     for broker in brokers:
+        rate = counts["load_rate"]
+        if e2e and broker in e2e:
+            rate = max(5, min(rate, int(median(e2e[broker]["queue_celery"]) / 2)))
         use_broker(BROKERS[broker])
         worker = celery_worker(broker, "latency")
         light, load = [], []
@@ -484,7 +483,6 @@ def measure_latency(counts, runs, brokers):
 
                 clear_jobs()
                 job_times = {}
-                rate = counts["load_rate"]
                 total = rate * counts["load_seconds"]
                 begin = time.time()
                 for index in range(total):
@@ -502,7 +500,7 @@ def measure_latency(counts, runs, brokers):
                     1000 * percentile(load[-1], 50), 1000 * percentile(load[-1], 95))
         finally:
             worker.stop()
-        results[broker] = {"light": light, "load": load}
+        results[broker] = {"light": light, "load": load, "rate": rate}
     return results
 
 
@@ -785,7 +783,7 @@ def build_rows(results):
                 target = "p50 < 500 ms"
                 status = "met" if p50 < 0.5 else "missed"
             where = ("one job at a time" if kind == "light" else "%d jobs/s, one per transaction"
-                     % results["counts"]["load_rate"])
+                     % data.get("rate", results["counts"]["load_rate"]))
             rows.append(("Commit-to-started latency, %s, %s" % (broker, where),
                          "p50 %s, p95 %s" % (fmt_ms(p50), fmt_ms(p95)), "", "", "", target, status))
     priority = results.get("priority")
@@ -933,7 +931,7 @@ def main():
         if "enqueue" in only:
             results["enqueue"] = measure_enqueue(counts, options.runs, wants_qj)
         if "latency" in only:
-            results["latency"] = measure_latency(counts, options.runs, brokers)
+            results["latency"] = measure_latency(counts, options.runs, brokers, results.get("e2e"))
         if "priority" in only:
             results["priority"] = measure_priority(counts, options.runs)
         if "queue_job" in only:
@@ -948,9 +946,9 @@ def main():
         odoo.sql_db.close_all()
         if not options.reuse_db:
             for dbname in (DB_QC, DB_QJ, DB_BROKER):
-                subprocess.call(["dropdb", "--if-exists", dbname])
+                subprocess.call(["dropdb", "--if-exists", "--force", dbname])
         else:
-            subprocess.call(["dropdb", "--if-exists", DB_BROKER])
+            subprocess.call(["dropdb", "--if-exists", "--force", DB_BROKER])
     results["load_end"] = " ".join("%.2f" % load for load in os.getloadavg())
     results["seconds"] = round(time.time() - started)
     results_path.write_text(json.dumps(results, default=str))
