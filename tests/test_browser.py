@@ -1,0 +1,155 @@
+"""Settings > Jobs in headless Chromium: a plain user and a job manager, live notifications.
+
+A real Odoo server (threaded, so that it answers /longpolling itself), a real worker on the
+embedded broker, and tests/browser/jobs_screens.js driving Chromium through playwright-core.
+Screenshots go to .run/screenshots/.
+"""
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+from conftest import ODOO, ROOT, RUN, Worker, free_port, use_broker, wait_for_jobs, write_conf
+
+import odoo
+from odoo import SUPERUSER_ID, api
+
+CHROMIUM = os.environ.get("QC_CHROMIUM", "/usr/bin/chromium")
+DRIVER = ROOT / "tests" / "browser" / "jobs_screens.js"
+SHOTS = RUN / "screenshots"
+USER_LOGIN, USER_PASSWORD = "qc_browser_user", "qc-browser-user"
+
+
+def missing_tools():
+    if not os.path.exists(CHROMIUM):
+        return "%s is missing (apt-get install chromium)" % CHROMIUM
+    if not shutil.which("node"):
+        return "node is missing"
+    if not (ROOT / "node_modules" / "playwright-core").is_dir():
+        return "npm playwright-core is missing (npm install)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def tools():
+    reason = missing_tools()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason + ": CI must run the browser tests")
+        pytest.skip(reason)
+
+
+class ThreadedServer:
+    """``odoo --workers=0`` on its own port: it serves /longpolling without a proxy."""
+
+    def __init__(self, database):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = RUN / ("browser-server-%d.log" % os.getpid())
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            ODOO + ["-c", str(write_conf("browser")), "-d", database,
+                    "--db-filter=^%s$" % database, "--workers=0", "--max-cron-threads=0",
+                    "--http-interface=127.0.0.1", "--http-port=%d" % self.port],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 60
+        # Not a request before the registry is loaded: a request thread importing modules
+        # while the main thread loads them can deadlock on the import lock.
+        while "Modules loaded." not in self.log_path.read_text(errors="replace") \
+                or not self.answers():
+            if self.process.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("server did not start:\n" + self.log_path.read_text())
+            time.sleep(0.3)
+
+    def answers(self):
+        try:
+            with urllib.request.urlopen(self.url + "/web/login", timeout=5) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def site(tools, database):
+    """Users, finished jobs of each, a worker and a server; the names of the failed jobs."""
+    use_broker("")
+    worker = Worker(database, "", "browser", "--concurrency", "1")
+    server = None
+    try:
+        names = seed_jobs(database)
+        server = ThreadedServer(database)
+        yield server, names
+    finally:
+        if server:
+            server.stop()
+        worker.stop()
+
+
+def seed_jobs(database):
+    """A plain user and the admin, each with a failed and a done job; the failed ones' names."""
+    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        user = env["res.users"].search([("login", "=", USER_LOGIN)]) or env["res.users"].create({
+            "name": "Bob Plain", "login": USER_LOGIN, "password": USER_PASSWORD,
+            "groups_id": [(6, 0, [env.ref("base.group_user").id])]})
+        admin = env.ref("base.user_root")
+        admin.password = "admin"
+        tag = uuid.uuid4().hex[:6]
+        names = {"user": "Import customers.csv %s" % tag, "manager": "Nightly stock sync %s" % tag}
+        jobs = env["celery.job"]
+        for owner, failing, done in ((user, names["user"], "Send newsletter %s" % tag),
+                                     (admin, names["manager"], "Rebuild search index %s" % tag)):
+            jobs |= env["celery.job"].sudo(owner).enqueue(
+                "queue.celery.test.record", "make_then_fail", args=[failing], description=failing)
+            jobs |= env["celery.job"].sudo(owner).enqueue(
+                "queue.celery.test.record", "make", args=[done], description=done)
+        # Waiting jobs, for the list to show more than finished ones.
+        later = env["celery.job"].enqueue("queue.celery.test.record", "make", args=[tag],
+                                          countdown=3600, description="Monthly report %s" % tag)
+        env["celery.job"].enqueue("queue.celery.test.record", "make", args=[tag], countdown=3600,
+                                  queue="low", description="Archive old logs %s" % tag)
+        later.button_cancel()
+    assert set(wait_for_jobs(database, jobs.ids).values()) == {"done", "failed"}
+    return names
+
+
+def drive(site, scenario, login, password, job_name, other_job_name):
+    server, _names = site
+    started = time.time()
+    result = subprocess.run(
+        ["node", str(DRIVER), scenario], capture_output=True, text=True, timeout=180,
+        cwd=ROOT, env=dict(os.environ, QC_URL=server.url, QC_LOGIN=login, QC_PASSWORD=password,
+                           QC_JOB_NAME=job_name, QC_OTHER_JOB_NAME=other_job_name,
+                           QC_SHOTS=str(SHOTS), QC_CHROMIUM=CHROMIUM))
+    print(result.stdout, result.stderr, "%.1f s" % (time.time() - started))
+    assert result.returncode == 0 and "passed: " + scenario in result.stdout, \
+        result.stdout + result.stderr
+
+
+def test_plain_user_sees_own_jobs_and_gets_done_notification(site):
+    """Jobs app, own failed job without Retry, a job enqueued over RPC notifies when done."""
+    names = site[1]
+    drive(site, "user", USER_LOGIN, USER_PASSWORD, names["user"], names["manager"])
+    assert (SHOTS / "job-done-notification.png").exists()
+
+
+def test_manager_retries_failed_job_from_form_and_gets_failure_notification(site):
+    """Settings > Jobs, every user's jobs, Retry on the form, a warning when it fails again."""
+    names = site[1]
+    drive(site, "manager", "admin", "admin", names["manager"], names["user"])
+    for name in ("jobs-list", "job-failed-form", "job-failed-notification"):
+        assert (SHOTS / ("%s.png" % name)).exists()
