@@ -242,6 +242,42 @@ def bare_worker(broker, done_file):
         "-n", "qcbench-bare-%d@%%h" % os.getpid()], " ready.", env=env)
 
 
+PROFILE = False
+
+
+def profile_children(process, label):
+    """py-spy (bench/requirements.txt) sampling each pool process until it is stopped."""
+    spies = []
+    for child in psutil.Process(process.process.pid).children():
+        output = RUN / ("profile-%s-%d.txt" % (label, child.pid))
+        spies.append((output, subprocess.Popen(
+            [str(Path(PY).parent / "py-spy"), "record", "--pid", str(child.pid), "--format",
+             "raw", "--rate", "200", "--output", str(output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    time.sleep(1)
+    return spies
+
+
+def summarise_profiles(spies, top=40):
+    """Stop the samplers; print the functions holding most samples (inclusive)."""
+    if not spies:
+        return
+    import collections
+    inclusive, total = collections.Counter(), 0
+    for output, spy in spies:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+        for line in output.read_text().splitlines():
+            stack, _, samples = line.rpartition(" ")
+            total += int(samples)
+            for frame in set(stack.split(";")):
+                inclusive[frame] += int(samples)
+    log("profile of the pool processes (%d samples, %s):", total,
+        ", ".join(str(output) for output, _ in spies))
+    for frame, samples in inclusive.most_common(top):
+        print("  %5.1f%%  %s" % (100 * samples / total, frame))
+
+
 def embedded_url():
     from odoo.addons.queue_celery import celeryapp
     use_broker("")
@@ -358,11 +394,13 @@ def measure_e2e(counts, runs, brokers):
         try:
             for run in range(runs):
                 clear_jobs()
+                spies = profile_children(worker, broker) if PROFILE and not run else []
                 check = jobs_done_check(DB_QC, "celery_job", count)
                 started = time.time()
                 enqueue_jobs(DB_QC, "queue.celery.bench", count)
                 ended = wait_for(check, count / 5 + 60)
                 ours.append(count / (ended - started))
+                summarise_profiles(spies)
 
                 done_file.write_bytes(b"")
                 started = time.time()
@@ -621,17 +659,18 @@ def measure_scale(counts, runs):
     for run in range(runs):
         if run:
             fill.append(fill_done_jobs(rows))
+        # Baseline: the same rows deleted by one raw DELETE, timed, then rolled back.
+        with contextlib.closing(psycopg2.connect(dbname=DB_QC)) as conn, conn.cursor() as cr:
+            started = time.perf_counter()
+            cr.execute("DELETE FROM celery_job WHERE state IN ('done', 'cancelled')"
+                       " AND date_done < " + NOW_UTC + " - interval '7 days'")
+            cleanup_raw.append(time.perf_counter() - started)
+            conn.rollback()
         with environment(DB_QC, SUPERUSER_ID) as env:
             started = time.perf_counter()
             deleted = env["celery.job"]._cron_cleanup()
             cleanup.append(time.perf_counter() - started)
         assert deleted == rows, deleted
-        fill.append(fill_done_jobs(rows))
-        with contextlib.closing(connect(DB_QC)) as conn, conn.cursor() as cr:
-            started = time.perf_counter()
-            cr.execute("DELETE FROM celery_job WHERE state IN ('done', 'cancelled')"
-                       " AND date_done < " + NOW_UTC + " - interval '7 days'")
-            cleanup_raw.append(time.perf_counter() - started)
         log("scale run %d (%d rows): list page %.0f ms (raw %.0f), group by state %.0f ms,"
             " cleanup %.1f s (one raw DELETE %.1f s)", run + 1, rows, 1000 * page[run],
             1000 * page_raw[run], 1000 * group[run], cleanup[-1], cleanup_raw[-1])
@@ -879,7 +918,8 @@ def write_report(results, path, command):
         "- Scale: done jobs inserted with `INSERT ... SELECT generate_series` (all older than"
         " the 7-day retention); the list page is the web client's `search_read` (80 rows, the"
         " list view's fields) plus `search_count` as that user, record rules applied; cleanup is"
-        " `_cron_cleanup()` (batches of 10,000, a commit each).",
+        " `_cron_cleanup()` (batches of 10,000, a commit each), its baseline one raw `DELETE` of"
+        " the same rows, timed and rolled back.",
         "- RSS: the sum of the two pool processes' RSS, 1 s after the worker is ready and after"
         " the last job, a fresh worker per run.",
         "",
@@ -904,10 +944,14 @@ def main():
                         help="run only this measurement (repeatable)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median; >= 3)")
     parser.add_argument("--brokers", default="redis,rabbitmq,embedded")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the worker's pool during the first end-to-end run")
     parser.add_argument("--reuse-db", action="store_true",
                         help="keep and reuse the bench databases (development)")
     options = parser.parse_args()
     counts = QUICK if options.quick else FULL
+    global PROFILE
+    PROFILE = options.profile
     only = options.only or list(MEASUREMENTS)
     brokers = [broker for broker in options.brokers.split(",") if broker]
     RUN.mkdir(parents=True, exist_ok=True)
