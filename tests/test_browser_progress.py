@@ -1,0 +1,28 @@
+"""The progress that the Jobs screens show, reported by a job on a real worker.
+
+Progress is committed on a cursor of its own while the job's REPEATABLE READ transaction
+is still open; the job's final ``done`` UPDATE must not fail on it.
+"""
+import json
+
+import pytest
+from conftest import query, wait_for_jobs
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def test_progress_reported_during_a_job_is_kept_and_the_job_ends_done(env, database):
+    job = env["celery.job"].enqueue("celery.job", "report_progress", args=[40, "Page 2 of 5"])
+    env.cr.commit()
+    assert wait_for_jobs(database, [job.id]) == {job.id: "done"}
+    assert query(database, "SELECT percent, message FROM celery_job_progress WHERE job_id = %s",
+                 (job.id,)) == [(40.0, "Page 2 of 5")]
+    messages = [json.loads(message) for message, in query(
+        database, "SELECT message FROM bus_bus WHERE message LIKE %s",
+        (f'%"celery.job.progress"%"id":{job.id},%',))]
+    assert {"type": "celery.job.progress", "id": job.id, "progress": 40.0,
+            "message": "Page 2 of 5"} in messages
+
+
+def test_report_progress_outside_a_job_does_nothing(env):
+    assert env["celery.job"].report_progress(10, "not in a job") is False
