@@ -45,7 +45,7 @@ test-odoo: setup
 	$(PY) scripts/run-tests --odoo-only
 
 test-faults: setup
-	$(PY) -m pytest tests -m faults
+	$(PY) scripts/run-tests -m faults
 
 bench: setup
 	$(PY) bench/run.py

@@ -11,10 +11,18 @@ import time
 import urllib.request
 import uuid
 
-import pytest
-from conftest import ODOO, ROOT, RUN, Worker, free_port, use_broker, wait_for_jobs, write_conf
-
 import odoo
+import pytest
+from conftest import (
+    ODOO,
+    ROOT,
+    RUN,
+    Worker,
+    free_port,
+    use_broker,
+    wait_for_jobs,
+    write_conf,
+)
 from odoo import SUPERUSER_ID, api
 
 CHROMIUM = os.environ.get("QC_CHROMIUM", "/usr/bin/chromium")
@@ -25,7 +33,7 @@ USER_LOGIN, USER_PASSWORD = "qc_browser_user", "qc-browser-user"
 
 def missing_tools():
     if not os.path.exists(CHROMIUM):
-        return "%s is missing (apt-get install chromium)" % CHROMIUM
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
     if not shutil.which("node"):
         return "node is missing"
     if not (ROOT / "node_modules" / "playwright-core").is_dir():
@@ -47,13 +55,13 @@ class ThreadedServer:
 
     def __init__(self, database):
         self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.log_path = RUN / ("browser-server-%d.log" % os.getpid())
-        self.log = open(self.log_path, "w")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = RUN / f"browser-server-{os.getpid()}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed by stop())
         self.process = subprocess.Popen(
             ODOO + ["-c", str(write_conf("browser")), "-d", database,
-                    "--db-filter=^%s$" % database, "--workers=0", "--max-cron-threads=0",
-                    "--http-interface=127.0.0.1", "--http-port=%d" % self.port],
+                    f"--db-filter=^{database}$", "--workers=0", "--max-cron-threads=0",
+                    "--http-interface=127.0.0.1", f"--http-port={self.port}"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 60
         # Not a request before the registry is loaded: a request thread importing modules
@@ -109,19 +117,19 @@ def seed_jobs(database):
         admin = env.ref("base.user_root")
         admin.password = "admin"
         tag = uuid.uuid4().hex[:6]
-        names = {"user": "Import customers.csv %s" % tag, "manager": "Nightly stock sync %s" % tag}
+        names = {"user": f"Import customers.csv {tag}", "manager": f"Nightly stock sync {tag}"}
         jobs = env["celery.job"]
-        for owner, failing, done in ((user, names["user"], "Send newsletter %s" % tag),
-                                     (admin, names["manager"], "Rebuild search index %s" % tag)):
+        for owner, failing, done in ((user, names["user"], f"Send newsletter {tag}"),
+                                     (admin, names["manager"], f"Rebuild search index {tag}")):
             jobs |= env["celery.job"].sudo(owner).enqueue(
                 "queue.celery.test.record", "make_then_fail", args=[failing], description=failing)
             jobs |= env["celery.job"].sudo(owner).enqueue(
                 "queue.celery.test.record", "make", args=[done], description=done)
         # Waiting jobs, for the list to show more than finished ones.
         later = env["celery.job"].enqueue("queue.celery.test.record", "make", args=[tag],
-                                          countdown=3600, description="Monthly report %s" % tag)
+                                          countdown=3600, description=f"Monthly report {tag}")
         env["celery.job"].enqueue("queue.celery.test.record", "make", args=[tag], countdown=3600,
-                                  queue="low", description="Archive old logs %s" % tag)
+                                  queue="low", description=f"Archive old logs {tag}")
         later.button_cancel()
     assert set(wait_for_jobs(database, jobs.ids).values()) == {"done", "failed"}
     return names
@@ -131,11 +139,11 @@ def drive(site, scenario, login, password, job_name, other_job_name):
     server, _names = site
     started = time.time()
     result = subprocess.run(
-        ["node", str(DRIVER), scenario], capture_output=True, text=True, timeout=180,
+        ["node", str(DRIVER), scenario], check=False, capture_output=True, text=True, timeout=180,
         cwd=ROOT, env=dict(os.environ, QC_URL=server.url, QC_LOGIN=login, QC_PASSWORD=password,
                            QC_JOB_NAME=job_name, QC_OTHER_JOB_NAME=other_job_name,
                            QC_SHOTS=str(SHOTS), QC_CHROMIUM=CHROMIUM))
-    print(result.stdout, result.stderr, "%.1f s" % (time.time() - started))
+    print(result.stdout, result.stderr, f"{time.time() - started:.1f} s")
     assert result.returncode == 0 and "passed: " + scenario in result.stdout, \
         result.stdout + result.stderr
 
@@ -152,4 +160,4 @@ def test_manager_retries_failed_job_from_form_and_gets_failure_notification(site
     names = site[1]
     drive(site, "manager", "admin", "admin", names["manager"], names["user"])
     for name in ("jobs-list", "job-failed-form", "job-failed-notification"):
-        assert (SHOTS / ("%s.png" % name)).exists()
+        assert (SHOTS / f"{name}.png").exists()

@@ -1,5 +1,6 @@
 """Faults for real: killed workers, a stopped broker, a restarted PostgreSQL and server.
 
+The longest (marked ``faults``) run with ``make test-faults``; the others with ``make test``.
 Every job writes one row, so "exactly once" is a count. The sweeper runs from the test
 (it is the cron's method) with no grace, as a minute-by-minute cron would in production.
 """
@@ -11,13 +12,13 @@ import threading
 import time
 import uuid
 
+import psycopg2
 import pytest
 from conftest import BROKERS, Server, query, require_port, use_broker, wait_for_jobs
 from test_brokers import RedisServer
 
 import odoo
 
-pytestmark = pytest.mark.faults
 FINAL = ("done", "failed", "cancelled")
 
 
@@ -48,20 +49,17 @@ def sweep_until_final(database, ids, timeout=240):
         try:
             with odoo.api.Environment.manage(), odoo.registry(database).cursor() as cr:
                 odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})["celery.job"]._cron_sweep()
-        except psycopg2_errors():
-            odoo.sql_db.close_all()  # PostgreSQL restarted: the pool's connections are dead
+        except psycopg2.InterfaceError:
+            pass  # PostgreSQL restarted: Odoo's pool drops the dead connection
+        except psycopg2.OperationalError as error:
+            if error.pgcode:
+                raise
         states = wait_for_jobs(database, ids, timeout=2)
         if all(state in FINAL for state in states.values()) or time.time() > deadline:
             counts = {}
             for state in states.values():
                 counts[state] = counts.get(state, 0) + 1
             return counts
-
-
-def psycopg2_errors():
-    import psycopg2
-
-    return (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
 def assert_exactly_once(database, prefix, count):
@@ -109,6 +107,7 @@ def start_rabbitmq():
     subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("name", ["redis", "rabbitmq"])
 def test_broker_stopped_for_10_seconds_mid_run(name, database, env, eager_sweeper):
     if name == "redis":
@@ -139,6 +138,7 @@ def test_broker_stopped_for_10_seconds_mid_run(name, database, env, eager_sweepe
             redis.stop()
 
 
+@pytest.mark.faults
 def test_postgresql_restarted_mid_run(database, env, eager_sweeper):
     url, port = BROKERS["redis"]
     require_port("redis", port)

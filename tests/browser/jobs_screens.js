@@ -113,10 +113,21 @@ async function asManager(page) {
           'the failure notification names the job');
     check(await notification.locator('a.o_celery_job_link').count() === 1,
           'the failure notification links to the job');
-    await page.waitForFunction(
-        () => (document.querySelector('.o_form_view') || {}).innerText.includes('retried by'),
-        null, { timeout: TIMEOUT });
-    step('ok the open form reloaded: its retry history shows the retry');
+    // Only a reload after the job failed again shows a failure above the manual retry.
+    const historyAfterRetry = () => {
+        const history = document.querySelector('.o_form_view [name=retry_history]');
+        const text = history ? history.textContent : '';
+        return text.includes('retried by') && text.split('retried by')[0].includes('failed:');
+    };
+    try {
+        await page.waitForFunction(historyAfterRetry, null, { timeout: TIMEOUT });
+    } catch (error) {
+        console.log('retry history: ' + await page.evaluate(
+            () => (document.querySelector('.o_form_view [name=retry_history]') || {}).outerHTML));
+        throw error;
+    }
+    step('ok the open form reloaded with the new failure in its retry history');
+    await page.waitForTimeout(1000);  // the notification's fade-in
     await shoot(page, 'job-failed-notification');
 }
 
@@ -137,7 +148,8 @@ async function asUser(page) {
     await page.click('.o_control_panel .breadcrumb a');
     await waitForList(page);
     // Enqueue over JSON-RPC from the page, as any internal user may.
-    const jobName = 'Export invoices ' + Date.now();
+    await closeNotifications(page);
+    const jobName = 'Export invoices ' + Math.random().toString(36).slice(2, 8);
     const answer = await page.evaluate(async (name) => {
         const reply = await fetch('/web/dataset/call_kw/celery.job/enqueue', {
             method: 'POST', headers: { 'Content-Type': 'application/json' },
@@ -154,6 +166,7 @@ async function asUser(page) {
     step('ok the done notification arrived');
     await row(page, jobName).filter({ hasText: 'Done' }).waitFor({ timeout: TIMEOUT });
     step('ok the open list reloaded with the job done');
+    await page.waitForTimeout(1000);  // the notification's fade-in
     await shoot(page, 'job-done-notification');
 }
 

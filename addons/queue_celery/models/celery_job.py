@@ -5,6 +5,7 @@ import random
 import time
 import uuid
 
+import odoo
 from odoo import SUPERUSER_ID, _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
@@ -433,37 +434,42 @@ class CeleryJobCrons(models.Model):
     @api.model
     def _cron_sweep(self):
         """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
-        cr = self.env.cr
         grace = _param(self.env, "sweep_grace_seconds", 30)
         republish_after = _param(self.env, "republish_after_seconds", 3600)
         window = option("eta_window", 300)
-        # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
-        # taking it on a waiting job would make its worker drop the job's message.
-        cr.execute("SELECT id, retry_count, max_retries FROM celery_job WHERE state = 'started'"
-                   " AND CASE WHEN date_started < " + _NOW + " - make_interval(secs => %s)"
-                   " THEN pg_try_advisory_xact_lock(%s, id) ELSE false END", (grace, RUNNING_LOCK))
-        dead = cr.fetchall()
-        for job_id, retry_count, max_retries in dead:
-            if retry_count >= max_retries:
-                _fail(cr, job_id, "The worker running this job died (killed, or out of memory), "
-                                  "and its %d retries are used up." % max_retries)
-        cr.execute(
-            "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
-            " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
-            " WHERE id = ANY(%(dead)s) AND state = 'started'"
-            " OR state = 'pending' AND create_date < " + _NOW + " - make_interval(secs => %(grace)s)"
-            " OR state = 'enqueued' AND date_enqueued IS NULL"
-            "    AND (eta IS NULL OR eta < " + _NOW + " + make_interval(secs => %(window)s))"
-            " OR state = 'enqueued' AND date_enqueued < " + _NOW +
-            "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + _NOW + ")"
-            " RETURNING id",
-            {"dead": [row[0] for row in dead], "grace": grace, "window": window,
-             "republish": republish_after})
-        jobs = self.browse([row[0] for row in cr.fetchall()])
-        if jobs:
-            _logger.info("sweeper: publishing %d job(s) again", len(jobs))
-            publish_after_commit(cr, jobs._dispatches())
-        return len(jobs)
+        # READ COMMITTED, on a cursor of its own: workers move these jobs on meanwhile, and
+        # their updates must neither make the sweep fail nor be undone by it.
+        with odoo.sql_db.db_connect(self.env.cr.dbname).cursor(serialized=False) as cr:
+            # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
+            # taking it on a waiting job would make its worker drop the job's message.
+            cr.execute("SELECT id, retry_count, max_retries FROM celery_job"
+                       " WHERE state = 'started' AND CASE WHEN date_started < " + _NOW +
+                       " - make_interval(secs => %s) THEN pg_try_advisory_xact_lock(%s, id)"
+                       " ELSE false END", (grace, RUNNING_LOCK))
+            dead = cr.fetchall()
+            for job_id, retry_count, max_retries in dead:
+                if retry_count >= max_retries:
+                    _fail(cr, job_id, "The worker running this job died (killed, or out of "
+                                      "memory), and its %d retries are used up." % max_retries)
+                    _notify_ended(cr, job_id)
+            cr.execute(
+                "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
+                " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
+                " WHERE id = ANY(%(dead)s) AND state = 'started'"
+                " OR state = 'pending' AND create_date < " + _NOW +
+                "    - make_interval(secs => %(grace)s)"
+                " OR state = 'enqueued' AND date_enqueued IS NULL"
+                "    AND (eta IS NULL OR eta < " + _NOW + " + make_interval(secs => %(window)s))"
+                " OR state = 'enqueued' AND date_enqueued < " + _NOW +
+                "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + _NOW +
+                ") RETURNING id, uuid, queue, priority, eta, celery_task_id",
+                {"dead": [row[0] for row in dead], "grace": grace, "window": window,
+                 "republish": republish_after})
+            dispatches = [Dispatch(*row) for row in cr.fetchall()]
+            if dispatches:
+                _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
+                publish_after_commit(cr, dispatches)
+        return len(dispatches)
 
     @api.model
     def _cron_cleanup(self, batch_size=10000):
