@@ -14,7 +14,7 @@ from odoo.addons.queue_celery import encoding
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
            | st.binary(max_size=4) | st.decimals() | st.dates()
-           | st.datetimes(timezones=st.none() | st.just(datetime.timezone.utc)))
+           | st.datetimes(timezones=st.none() | st.just(datetime.UTC)))
 VALUES = st.recursive(SCALARS, lambda children: (
     st.lists(children, max_size=4) | st.tuples(children, children)
     | st.dictionaries(st.text(max_size=4) | st.integers(), children, max_size=4)),

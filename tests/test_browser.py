@@ -11,7 +11,6 @@ import time
 import urllib.request
 import uuid
 
-import odoo
 import pytest
 from conftest import (
     ODOO,
@@ -23,6 +22,8 @@ from conftest import (
     wait_for_jobs,
     write_conf,
 )
+
+import odoo
 from odoo import SUPERUSER_ID, api
 
 CHROMIUM = os.environ.get("QC_CHROMIUM", "/usr/bin/chromium")

@@ -34,7 +34,7 @@ def test_enqueue_by_model_name_and_priority_queues(env, database):
     marks = [marker() for _ in range(3)]
     jobs = [env["celery.job"].enqueue("queue.celery.test.record", "make", args=[mark],
                                       queue=queue, priority=priority)
-            for mark, queue, priority in zip(marks, ("high", "default", "low"), (0, 5, 9))]
+            for mark, queue, priority in zip(marks, ("high", "default", "low"), (0, 5, 9), strict=True)]
     env.cr.commit()
     ids = [job.id for job in jobs]
     assert set(wait_for_jobs(database, ids).values()) == {"done"}

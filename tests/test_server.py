@@ -8,8 +8,17 @@ import uuid
 
 import psutil
 import pytest
-from conftest import (BROKERS, WORKER_KINDS, Server, Worker, count_rows, query, require_port,
-                      use_broker, wait_for_jobs)
+from conftest import (
+    BROKERS,
+    WORKER_KINDS,
+    Server,
+    Worker,
+    count_rows,
+    query,
+    require_port,
+    use_broker,
+    wait_for_jobs,
+)
 
 
 def marker():

@@ -9,7 +9,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import BROKERS, QUEUE_PREFIX, Worker, free_port, require_port, use_broker, wait_for_jobs
+from conftest import (
+    BROKERS,
+    QUEUE_PREFIX,
+    Worker,
+    free_port,
+    require_port,
+    use_broker,
+    wait_for_jobs,
+)
 
 CELERY = [str(Path(sys.executable).parent / "celery")]
 

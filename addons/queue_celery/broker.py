@@ -42,9 +42,9 @@ class Channel(sqlalchemy.Channel):
         table = self.message_tablename
         try:
             row = self.session.execute(text(
-                "DELETE FROM {0} WHERE id = (SELECT id FROM {0} WHERE queue_id = :queue"
+                f"DELETE FROM {table} WHERE id = (SELECT id FROM {table} WHERE queue_id = :queue"
                 " AND visible ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                " RETURNING payload".format(table)), {"queue": self._queue_id(queue)}).first()
+                " RETURNING payload"), {"queue": self._queue_id(queue)}).first()
         finally:
             self.session.commit()
         if row is None:

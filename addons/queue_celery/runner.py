@@ -1,9 +1,9 @@
 """How a worker runs one job: claim it, run the method as its user, record the outcome."""
 import logging
 import os
-import time
 import signal
 import threading
+import time
 import traceback
 from contextlib import closing, contextmanager
 

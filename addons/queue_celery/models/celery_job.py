@@ -10,7 +10,14 @@ from odoo import SUPERUSER_ID, _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from .. import encoding
-from ..celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES, Dispatch, option, publish_after_commit
+from ..celeryapp import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    QUEUES,
+    Dispatch,
+    option,
+    publish_after_commit,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -227,7 +234,7 @@ class CeleryJob(models.Model):
         if eta and not isinstance(eta, datetime.datetime):
             raise UserError(_("eta must be a datetime."))
         if eta and eta.tzinfo:
-            eta = eta.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            eta = eta.astimezone(datetime.UTC).replace(tzinfo=None)
         return eta or None
 
     @api.model

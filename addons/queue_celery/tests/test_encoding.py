@@ -1,9 +1,8 @@
 import datetime
 from decimal import Decimal
 
-from odoo.tests import common
-
 from odoo.addons.queue_celery import encoding
+from odoo.tests import common
 
 
 class TestEncoding(common.TransactionCase):
@@ -35,7 +34,7 @@ class TestEncoding(common.TransactionCase):
                 ({1: "int key"}, "value"),
                 (["\udc80 lone surrogate"], "value[0]"),
                 ({"__type__": "x"}, "value"),
-                ([datetime.datetime.now(datetime.timezone.utc)], "value[0]"),
+                ([datetime.datetime.now(datetime.UTC)], "value[0]"),
         ):
             with self.assertRaisesRegex(ValueError, r"^%s" % where.replace("[", r"\[")):
                 encoding.dumps(value)

@@ -1,9 +1,8 @@
 import time
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
-
 from odoo.addons.queue_celery import RetryableJobError
+from odoo.exceptions import UserError
 
 
 class JobRecord(models.Model):
