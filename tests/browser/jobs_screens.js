@@ -127,6 +127,7 @@ async function asManager(page) {
         throw error;
     }
     step('ok the open form reloaded with the new failure in its retry history');
+    await page.locator('.o_form_view [name=retry_history]').scrollIntoViewIfNeeded();
     await page.waitForTimeout(1000);  // the notification's fade-in
     await shoot(page, 'job-failed-notification');
 }
