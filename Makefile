@@ -50,8 +50,14 @@ test-faults: setup
 bench: setup
 	$(PY) bench/run.py
 
+# pylint-odoo's Odoo checks, less OCA's publishing rules (author, README.rst); the worker and
+# the crons commit on purpose, each step of a job being a transaction of its own.
+PYLINT_ODOO := --load-plugins=pylint_odoo --valid-odoo-versions=11.0 --disable=all --enable=odoolint \
+	--disable=manifest-required-author,missing-readme,invalid-commit,translation-required
+
 lint: setup
 	$(VENV)/bin/ruff check addons runtime scripts tests bench
+	$(VENV)/bin/pylint $(PYLINT_ODOO) addons/queue_celery tests/addons/queue_celery_test_jobs
 
 clean:
 	rm -rf $(RUN)

@@ -16,5 +16,4 @@
         "views/celery_job_views.xml",
     ],
     "post_load": "post_load",
-    "installable": True,
 }

@@ -9,6 +9,7 @@ from json import loads
 from queue import Empty
 
 import psycopg2
+from psycopg2 import sql
 from kombu.transport import TRANSPORT_ALIASES, sqlalchemy
 from kombu.utils.encoding import bytes_to_str
 from sqlalchemy import create_engine, text
@@ -67,8 +68,8 @@ def ensure_database(dsn_kwargs, dbname):
             if not cr.fetchone():
                 _logger.info("creating the embedded broker's database %s", dbname)
                 try:
-                    cr.execute('CREATE DATABASE "%s"' % dbname.replace('"', ''))
+                    cr.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
                 except psycopg2.errors.DuplicateDatabase:
-                    pass
+                    _logger.info("another process created %s first", dbname)
     finally:
         conn.close()

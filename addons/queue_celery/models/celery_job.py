@@ -77,9 +77,9 @@ class CeleryJob(models.Model):
     args = fields.Text("Arguments", readonly=True, help="JSON")
     kwargs = fields.Text("Keyword arguments", readonly=True, help="JSON")
     context = fields.Text(readonly=True, help="The enqueuing context, JSON")
-    user_id = fields.Many2one("res.users", "User", required=True, readonly=True, index=True,
+    user_id = fields.Many2one("res.users", required=True, readonly=True, index=True,
                               ondelete="cascade")
-    company_id = fields.Many2one("res.company", "Company", readonly=True, index=True)
+    company_id = fields.Many2one("res.company", readonly=True, index=True)
     queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
                              required=True, default="default", readonly=True, index=True)
     priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,
@@ -169,9 +169,11 @@ class CeleryJob(models.Model):
             raise UserError(_("Unknown model %r.") % (model_name,))
         method = getattr(type(self.env[model_name]), method_name, None)
         if not callable(method):
-            raise UserError(_("Model %s has no method %r.") % (model_name, method_name))
+            raise UserError(_("Model %(model)s has no method %(method)r.")
+                            % {"model": model_name, "method": method_name})
         if queue not in QUEUES:
-            raise UserError(_("Unknown queue %r: use one of %s.") % (queue, ", ".join(QUEUES)))
+            raise UserError(_("Unknown queue %(queue)r: use one of %(queues)s.")
+                            % {"queue": queue, "queues": ", ".join(QUEUES)})
         priority = DEFAULT_PRIORITY if priority is None else priority
         if not (isinstance(priority, int) and 0 <= priority <= MAX_PRIORITY):
             raise UserError(_("Priority must be an integer from 0 to %d.") % MAX_PRIORITY)
@@ -190,9 +192,10 @@ class CeleryJob(models.Model):
             raise UserError(_("Arguments cannot be serialised: %s") % error)
         size_limit = option("max_arguments_size", 5 * 1024 * 1024)
         if len(encoded_args) + len(encoded_kwargs) > size_limit:
-            raise UserError(_("The arguments take %d bytes, more than celery_max_arguments_size "
-                              "(%d): save large data in an attachment and pass its id.")
-                            % (len(encoded_args) + len(encoded_kwargs), size_limit))
+            raise UserError(_("The arguments take %(size)d bytes, more than "
+                              "celery_max_arguments_size (%(limit)d): save large data in an "
+                              "attachment and pass its id.")
+                            % {"size": len(encoded_args) + len(encoded_kwargs), "limit": size_limit})
         # The job will run with the user's rights: refuse at once what they cannot even read.
         target = self.env[model_name].browse(record_ids)
         target.check_access_rights("read")
@@ -300,6 +303,68 @@ class CeleryJob(models.Model):
             ", write_uid = %s WHERE id = ANY(%s) AND state IN %s",
             (state, self.env.uid, self.ids, from_states))
         self.invalidate_cache(["state", "date_done"], self.ids)
+
+    # ------------------------------------------------------------------ crons
+
+    @api.model
+    def _cron_sweep(self):
+        """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
+        grace = _param(self.env, "sweep_grace_seconds", 30)
+        republish_after = _param(self.env, "republish_after_seconds", 3600)
+        window = option("eta_window", 300)
+        # READ COMMITTED, on a cursor of its own: workers move these jobs on meanwhile, and
+        # their updates must neither make the sweep fail nor be undone by it.
+        with odoo.sql_db.db_connect(self.env.cr.dbname).cursor(serialized=False) as cr:
+            # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
+            # taking it on a waiting job would make its worker drop the job's message.
+            cr.execute("SELECT id, retry_count, max_retries FROM celery_job"
+                       " WHERE state = 'started' AND CASE WHEN date_started < " + _NOW +
+                       " - make_interval(secs => %s) THEN pg_try_advisory_xact_lock(%s, id)"
+                       " ELSE false END", (grace, RUNNING_LOCK))
+            dead = cr.fetchall()
+            for job_id, retry_count, max_retries in dead:
+                if retry_count >= max_retries:
+                    _fail(cr, job_id, "The worker running this job died (killed, or out of "
+                                      "memory), and its %d retries are used up." % max_retries)
+                    _notify_ended(cr, job_id)
+            cr.execute(
+                "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
+                " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
+                " WHERE id = ANY(%(dead)s) AND state = 'started'"
+                " OR state = 'pending' AND create_date < " + _NOW +
+                "    - make_interval(secs => %(grace)s)"
+                " OR state = 'enqueued' AND date_enqueued IS NULL"
+                "    AND (eta IS NULL OR eta < " + _NOW + " + make_interval(secs => %(window)s))"
+                " OR state = 'enqueued' AND date_enqueued < " + _NOW +
+                "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + _NOW +
+                ") RETURNING id, uuid, queue, priority, eta, celery_task_id",
+                {"dead": [row[0] for row in dead], "grace": grace, "window": window,
+                 "republish": republish_after})
+            dispatches = [Dispatch(*row) for row in cr.fetchall()]
+            if dispatches:
+                _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
+                publish_after_commit(cr, dispatches)
+        return len(dispatches)
+
+    @api.model
+    def _cron_cleanup(self, batch_size=10000):
+        """Delete done and cancelled jobs, and later failed ones, in committed batches."""
+        deleted = 0
+        for states, key, default in ((("done", "cancelled"), "done_retention_days", 7),
+                                     (("failed",), "failed_retention_days", 30)):
+            days = _param(self.env, key, default)
+            while True:
+                self.env.cr.execute(
+                    "DELETE FROM celery_job WHERE id IN (SELECT id FROM celery_job"
+                    " WHERE state IN %s AND date_done < " + _NOW + " - make_interval(days => %s)"
+                    " LIMIT %s)", (states, days, batch_size))
+                count = self.env.cr.rowcount
+                deleted += count
+                # Short transactions: never a long lock on the job table.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+                if count < batch_size:
+                    break
+        return deleted
 
 
 # ---------------------------------------------------------------------- the worker's transitions
@@ -433,67 +498,3 @@ def mark_retry(cr, job, exc_info, seconds=None):
 
 def _param(env, key, default):
     return type(default)(env["ir.config_parameter"].sudo().get_param("queue_celery." + key, default))
-
-
-class CeleryJobCrons(models.Model):
-    _inherit = "celery.job"
-
-    @api.model
-    def _cron_sweep(self):
-        """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
-        grace = _param(self.env, "sweep_grace_seconds", 30)
-        republish_after = _param(self.env, "republish_after_seconds", 3600)
-        window = option("eta_window", 300)
-        # READ COMMITTED, on a cursor of its own: workers move these jobs on meanwhile, and
-        # their updates must neither make the sweep fail nor be undone by it.
-        with odoo.sql_db.db_connect(self.env.cr.dbname).cursor(serialized=False) as cr:
-            # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
-            # taking it on a waiting job would make its worker drop the job's message.
-            cr.execute("SELECT id, retry_count, max_retries FROM celery_job"
-                       " WHERE state = 'started' AND CASE WHEN date_started < " + _NOW +
-                       " - make_interval(secs => %s) THEN pg_try_advisory_xact_lock(%s, id)"
-                       " ELSE false END", (grace, RUNNING_LOCK))
-            dead = cr.fetchall()
-            for job_id, retry_count, max_retries in dead:
-                if retry_count >= max_retries:
-                    _fail(cr, job_id, "The worker running this job died (killed, or out of "
-                                      "memory), and its %d retries are used up." % max_retries)
-                    _notify_ended(cr, job_id)
-            cr.execute(
-                "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
-                " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
-                " WHERE id = ANY(%(dead)s) AND state = 'started'"
-                " OR state = 'pending' AND create_date < " + _NOW +
-                "    - make_interval(secs => %(grace)s)"
-                " OR state = 'enqueued' AND date_enqueued IS NULL"
-                "    AND (eta IS NULL OR eta < " + _NOW + " + make_interval(secs => %(window)s))"
-                " OR state = 'enqueued' AND date_enqueued < " + _NOW +
-                "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + _NOW +
-                ") RETURNING id, uuid, queue, priority, eta, celery_task_id",
-                {"dead": [row[0] for row in dead], "grace": grace, "window": window,
-                 "republish": republish_after})
-            dispatches = [Dispatch(*row) for row in cr.fetchall()]
-            if dispatches:
-                _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
-                publish_after_commit(cr, dispatches)
-        return len(dispatches)
-
-    @api.model
-    def _cron_cleanup(self, batch_size=10000):
-        """Delete done and cancelled jobs, and later failed ones, in committed batches."""
-        deleted = 0
-        for states, key, default in ((("done", "cancelled"), "done_retention_days", 7),
-                                     (("failed",), "failed_retention_days", 30)):
-            days = _param(self.env, key, default)
-            while True:
-                self.env.cr.execute(
-                    "DELETE FROM celery_job WHERE id IN (SELECT id FROM celery_job"
-                    " WHERE state IN %s AND date_done < " + _NOW + " - make_interval(days => %s)"
-                    " LIMIT %s)", (states, days, batch_size))
-                count = self.env.cr.rowcount
-                deleted += count
-                # Short transactions: never a long lock on the job table.
-                self.env.cr.commit()  # pylint: disable=invalid-commit
-                if count < batch_size:
-                    break
-        return deleted

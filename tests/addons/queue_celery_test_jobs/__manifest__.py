@@ -5,5 +5,4 @@
     "license": "LGPL-3",
     "depends": ["queue_celery"],
     "data": ["security/ir.model.access.csv"],
-    "installable": True,
 }
