@@ -11,13 +11,11 @@ Measurements: e2e, enqueue, latency, priority, queue_job, scale, rss (see issue 
 """
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import platform
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -884,6 +882,52 @@ def build_rows(results):
     return rows
 
 
+def run_lines(results):
+    """Each run's figure, in run order, so the medians can be checked."""
+    def rates(values):
+        return ", ".join("%.0f" % value for value in values)
+
+    def pcts(runs):
+        return ", ".join("%.1f/%.1f" % (1000 * percentile(run, 50), 1000 * percentile(run, 95))
+                         for run in runs)
+    lines = []
+    for broker, data in results.get("e2e", {}).items():
+        lines.append("- end-to-end %s (jobs/s): queue_celery %s; bare Celery %s"
+                     % (broker, rates(data["queue_celery"]), rates(data["bare_celery"])))
+    if "queue_job" in results:
+        lines.append("- end-to-end queue_job (jobs/s): %s" % rates(results["queue_job"]["queue_job"]))
+    if "enqueue" in results:
+        enqueue = results["enqueue"]
+        lines.append("- enqueue (jobs/s): queue_celery %s (before commit %s); raw INSERT %s;"
+                     " queue_job %s" % (rates(enqueue["queue_celery"]),
+                                        rates(enqueue["queue_celery_before_commit"]),
+                                        rates(enqueue["raw_insert"]), rates(enqueue["queue_job"])))
+    for broker, data in results.get("latency", {}).items():
+        lines.append("- latency %s p50/p95 (ms): light %s; load %s"
+                     % (broker, pcts(data["light"]), pcts(data["load"])))
+    if "priority" in results:
+        lines.append("- high jobs p50/p95 (ms): under the flood %s; alone %s"
+                     % (pcts(results["priority"]["high_under_flood"]),
+                        pcts(results["priority"]["high_alone"])))
+    if "scale" in results:
+        scale = results["scale"]
+        lines.append("- scale: list page (ms) %s, raw %s; group by state (ms) %s, raw %s;"
+                     " cleanup (s) %s, raw DELETE %s, committed run %s; fill (s) %s" % (
+                         rates([1000 * value for value in scale["page"]]),
+                         rates([1000 * value for value in scale["page_raw"]]),
+                         rates([1000 * value for value in scale["group"]]),
+                         rates([1000 * value for value in scale["group_raw"]]),
+                         ", ".join("%.1f" % value for value in scale["cleanup"]),
+                         ", ".join("%.1f" % value for value in scale["cleanup_raw"]),
+                         "%.1f" % scale.get("cleanup_committed", float("nan")),
+                         ", ".join("%.0f" % value for value in scale["fill"])))
+    if "rss" in results:
+        for name, pairs in results["rss"].items():
+            lines.append("- pool RSS %s (MiB, before -> after): %s" % (name, ", ".join(
+                "%.1f -> %.1f" % (before / 2**20, after / 2**20) for before, after in pairs)))
+    return lines
+
+
 def write_report(results, path, command):
     facts = results["machine"]
     lines = [
@@ -948,9 +992,7 @@ def write_report(results, path, command):
     analysis = BENCH / "ANALYSIS.md"
     if analysis.exists():
         lines += [analysis.read_text().rstrip(), ""]
-    lines += ["## Raw runs", "", "```json", json.dumps(
-        {key: value for key, value in results.items() if key not in ("machine",)},
-        indent=None, default=str)[:20000], "```", ""]
+    lines += ["## Every run", ""] + run_lines(results) + [""]
     path.write_text("\n".join(lines))
 
 
@@ -967,10 +1009,18 @@ def main():
     parser.add_argument("--brokers", default="redis,rabbitmq,embedded")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker's pool during the first end-to-end run")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite BENCHMARKS.md from the last full results")
     parser.add_argument("--reuse-db", action="store_true",
                         help="keep and reuse the bench databases (development)")
     options = parser.parse_args()
     counts = QUICK if options.quick else ISSUE if options.issue_counts else FULL
+    if options.report:
+        name = "results-quick.json" if options.quick else "results.json"
+        results = json.loads((RUN / name).read_text())
+        write_report(results, RUN / "BENCHMARKS-quick.md" if options.quick else
+                     ROOT / "BENCHMARKS.md", results.get("command", "make bench"))
+        return
     global PROFILE
     PROFILE = options.profile
     only = options.only or list(MEASUREMENTS)
@@ -1020,6 +1070,8 @@ def main():
     report = RUN / "BENCHMARKS-quick.md" if options.quick else ROOT / "BENCHMARKS.md"
     command = "make bench" if not options.quick and not options.only else \
         ".venv/bin/python bench/run.py " + " ".join(sys.argv[1:])
+    results["command"] = command
+    results_path.write_text(json.dumps(results, default=str))
     write_report(results, report, command)
     for row in build_rows(results):
         print("  ".join(cell for cell in row if cell))
