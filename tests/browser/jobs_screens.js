@@ -120,7 +120,7 @@ async function asManager(page) {
         return text.includes('retried by') && text.split('retried by')[0].includes('failed:');
     };
     try {
-        await page.waitForFunction(historyAfterRetry, null, { timeout: TIMEOUT });
+        await page.waitForFunction(historyAfterRetry, null, { timeout: 2 * TIMEOUT });
     } catch (error) {
         console.log('retry history: ' + await page.evaluate(
             () => (document.querySelector('.o_form_view [name=retry_history]') || {}).outerHTML));

@@ -45,8 +45,9 @@ class CeleryJob(models.Model):
     @api.model_cr
     def init(self):
         super().init()
-        # The worker writes a traceback on each failure; this keeps a line of each (newest
-        # first), without a row per attempt and without any cost on enqueue.
+        # The worker writes a traceback on each failure (the same text when a job fails the
+        # same way again); this keeps a line of each, newest first, without a row per
+        # attempt and without any cost on enqueue.
         self.env.cr.execute(r"""
             CREATE OR REPLACE FUNCTION celery_job_retry_history() RETURNS trigger AS $$
             BEGIN
@@ -60,8 +61,7 @@ class CeleryJob(models.Model):
             END $$ LANGUAGE plpgsql;
             DROP TRIGGER IF EXISTS celery_job_retry_history ON celery_job;
             CREATE TRIGGER celery_job_retry_history BEFORE UPDATE OF exc_info ON celery_job
-                FOR EACH ROW WHEN (NEW.exc_info IS NOT NULL
-                                   AND NEW.exc_info IS DISTINCT FROM OLD.exc_info)
+                FOR EACH ROW WHEN (NEW.exc_info IS NOT NULL)
                 EXECUTE PROCEDURE celery_job_retry_history();
         """, (HISTORY_MAX_CHARS,))
 

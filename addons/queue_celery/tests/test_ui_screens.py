@@ -95,6 +95,10 @@ class TestJobScreens(common.TransactionCase):
         self.fail(self.job, "UserError: boom again")
         lines = self.job.retry_history.splitlines()
         self.assertEqual(len(lines), 4, lines)
+        self.job.sudo(self.manager).button_retry()
+        self.fail(self.job, "UserError: boom again")
+        self.assertEqual(len(self.job.retry_history.splitlines()), 6,
+                         "the same traceback again is a new failure too")
         self.assertRegex(lines[0], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  attempt 1 failed: "
                                    r"UserError: boom again$")
         self.assertIn("retried by Main manager", lines[1])
