@@ -160,7 +160,7 @@ def test_forged_messages_are_dropped(database, worker):
                            queue=queue_name("default"), routing_key=queue_name("default"))
     deadline = time.time() + 30
     while not ("job %s: no such job" % missing_job in worker.output()
-               and "cannot be opened, message dropped" in worker.output()):
+               and "does not exist, message dropped" in worker.output()):
         assert time.time() < deadline, "forged messages were not dropped"
         time.sleep(0.2)
 
