@@ -97,7 +97,7 @@ def site(tools, database):
     """Users, finished jobs of each, a worker and a server; the names of the failed jobs."""
     use_broker("")
     worker = Worker(database, "", "browser", "--concurrency", "1")
-    server = None
+    server = names = None
     try:
         names = seed_jobs(database)
         server = ThreadedServer(database)
@@ -106,6 +106,16 @@ def site(tools, database):
         if server:
             server.stop()
         worker.stop()
+        if names:
+            cancel_waiting_jobs(database, names["tag"])
+
+
+def cancel_waiting_jobs(database, tag):
+    """Leave no job of these tests waiting in the database the other tests share."""
+    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["celery.job"].search([("state", "in", ("pending", "enqueued")),
+                                  ("name", "like", tag)]).button_cancel()
 
 
 def seed_jobs(database):
@@ -118,7 +128,8 @@ def seed_jobs(database):
         admin = env.ref("base.user_root")
         admin.password = "admin"
         tag = uuid.uuid4().hex[:6]
-        names = {"user": f"Import customers.csv {tag}", "manager": f"Nightly stock sync {tag}"}
+        names = {"user": f"Import customers.csv {tag}", "manager": f"Nightly stock sync {tag}",
+                 "tag": tag}
         jobs = env["celery.job"]
         for owner, failing, done in ((user, names["user"], f"Send newsletter {tag}"),
                                      (admin, names["manager"], f"Rebuild search index {tag}")):
