@@ -237,6 +237,19 @@ def env(database):
             cr.close()
 
 
+@pytest.fixture
+def sweeper_settings(env):
+    """``configure(grace, republish_after)``: the sweeper's delays (seconds) for one test."""
+    def configure(grace, republish_after):
+        env["ir.config_parameter"].set_param("queue_celery.sweep_grace_seconds", str(grace))
+        env["ir.config_parameter"].set_param("queue_celery.republish_after_seconds",
+                                             str(republish_after))
+        env.cr.commit()
+
+    yield configure
+    configure(30, 3600)
+
+
 def query(database, sql, params=()):
     """Rows of ``sql`` read in a transaction of its own."""
     with odoo.sql_db.db_connect(database).cursor() as cr:

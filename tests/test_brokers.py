@@ -48,16 +48,9 @@ def redis_server():
 
 
 @pytest.fixture
-def sweep_now(env):
+def sweep_now(sweeper_settings):
     """The sweeper acts at once on pending jobs and republishes every enqueued one."""
-    Param = env["ir.config_parameter"]
-    Param.set_param("queue_celery.sweep_grace_seconds", "0")
-    Param.set_param("queue_celery.republish_after_seconds", "0")
-    env.cr.commit()
-    yield
-    Param.set_param("queue_celery.sweep_grace_seconds", "30")
-    Param.set_param("queue_celery.republish_after_seconds", "3600")
-    env.cr.commit()
+    sweeper_settings(0, 0)
 
 
 def test_broker_down_at_enqueue_loses_nothing(env, database, redis_server, sweep_now):

@@ -23,15 +23,9 @@ FINAL = ("done", "failed", "cancelled")
 
 
 @pytest.fixture
-def eager_sweeper(env):
-    Param = env["ir.config_parameter"]
-    Param.set_param("queue_celery.sweep_grace_seconds", "0")
-    Param.set_param("queue_celery.republish_after_seconds", "10")
-    env.cr.commit()
-    yield
-    Param.set_param("queue_celery.sweep_grace_seconds", "30")
-    Param.set_param("queue_celery.republish_after_seconds", "3600")
-    env.cr.commit()
+def eager_sweeper(sweeper_settings):
+    """No grace; a job enqueued 10 s ago and not started is published again."""
+    sweeper_settings(0, 10)
 
 
 def enqueue_many(env, count, **options):
