@@ -101,57 +101,14 @@ def second_database(database):
     return database + "_b"
 
 
-class Worker:
-    """An ``odoo celery worker`` process and its log."""
+class OdooProcess:
+    """A process of runtime/odoo in a session of its own, logging to .run/NAME-PID.log."""
 
-    def __init__(self, database, broker_url, name, *args, **options):
-        self.conf = write_conf("worker-" + name, broker_url, **options)
-        self.log_path = RUN / ("worker-%s-%d.log" % (name, os.getpid()))
+    def __init__(self, name, args):
+        self.log_path = RUN / ("%s-%d.log" % (name, os.getpid()))
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            ODOO + ["--addons-path=" + ADDONS_PATH, "celery", "worker", "-c", str(self.conf),
-                    "-d", database, "--hostname", "pytest-%s@%%h" % name] + list(args),
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 60
-        while " ready." not in self.log_path.read_text(errors="replace"):
-            if self.process.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError("worker did not start:\n" + self.log_path.read_text())
-            time.sleep(0.2)
-
-    def output(self):
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
-
-
-WORKER_KINDS = ("HighPriorityCeleryWorker", "DefaultCeleryWorker", "LowPriorityCeleryWorker")
-
-
-class Server:
-    """``odoo --workers=2 --load=web,queue_celery`` on its own port, with its log."""
-
-    def __init__(self, database, broker_url, kinds=WORKER_KINDS, **options):
-        self.port = free_port()
-        self.conf = write_conf("server", broker_url, **options)
-        self.log_path = RUN / ("server-%d-%d.log" % (os.getpid(), self.port))
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            ODOO + ["-c", str(self.conf), "-d", database, "--db-filter=^%s$" % database,
-                    "--workers=2", "--load=web,queue_celery", "--http-interface=127.0.0.1",
-                    "--http-port=%d" % self.port, "--longpolling-port=%d" % free_port(),
-                    "--max-cron-threads=0"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_for(lambda: all("Worker %s (" % kind in self.output() for kind in kinds))
-        self.wait_for(lambda: self.get("/web/login")[0] == 200)
+        self.process = subprocess.Popen(ODOO + args, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
 
     def output(self):
         return self.log_path.read_text(errors="replace")
@@ -160,8 +117,49 @@ class Server:
         deadline = time.time() + timeout
         while not condition():
             if self.process.poll() is not None or time.time() > deadline:
-                raise AssertionError("server: condition not met; log:\n" + self.output()[-5000:])
+                self.stop(signal.SIGKILL)
+                raise AssertionError("%s: condition not met; log:\n%s"
+                                     % (self.log_path.name, self.output()[-5000:]))
             time.sleep(0.2)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signal the process (it stops its own children), then kill what is left."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+class Worker(OdooProcess):
+    """An ``odoo celery worker`` process, ready to consume."""
+
+    def __init__(self, database, broker_url, name, *args, **options):
+        conf = write_conf("worker-" + name, broker_url, **options)
+        super().__init__("worker-" + name, [
+            "--addons-path=" + ADDONS_PATH, "celery", "worker", "-c", str(conf), "-d", database,
+            "--hostname", "pytest-%s@%%h" % name] + list(args))
+        self.wait_for(lambda: " ready." in self.output())
+
+
+WORKER_KINDS = ("HighPriorityCeleryWorker", "DefaultCeleryWorker", "LowPriorityCeleryWorker")
+
+
+class Server(OdooProcess):
+    """``odoo --workers=2 --load=web,queue_celery`` on its own port, serving."""
+
+    def __init__(self, database, broker_url, kinds=WORKER_KINDS, **options):
+        self.port = free_port()
+        conf = write_conf("server", broker_url, **options)
+        super().__init__("server-%d" % self.port, [
+            "-c", str(conf), "-d", database, "--db-filter=^%s$" % database, "--workers=2",
+            "--load=web,queue_celery", "--http-interface=127.0.0.1", "--http-port=%d" % self.port,
+            "--longpolling-port=%d" % free_port(), "--max-cron-threads=0"])
+        self.wait_for(lambda: all("Worker %s (" % kind in self.output() for kind in kinds))
+        self.wait_for(lambda: self.get("/web/login")[0] == 200)
 
     def get(self, path):
         try:
@@ -193,16 +191,6 @@ class Server:
             if alive:
                 workers.setdefault(kind, []).append(int(pid))
         return workers
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module", params=list(BROKERS))
