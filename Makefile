@@ -39,12 +39,14 @@ run: $(CONF)
 	  --http-interface=127.0.0.1 --http-port=$(PORT) --longpolling-port=$$(($(PORT) + 3))
 
 test: setup
+	@scripts/ensure-services --chromium $(if $(CI),--brokers)
 	$(PY) scripts/run-tests
 
 test-odoo: setup
 	$(PY) scripts/run-tests --odoo-only
 
 test-faults: setup
+	@scripts/ensure-services --brokers
 	$(PY) scripts/run-tests -m faults
 
 bench: setup
