@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 from conftest import (
-    ODOO,
     ROOT,
     RUN,
+    OdooProcess,
     Worker,
     free_port,
     use_broker,
@@ -51,28 +51,19 @@ def tools():
         pytest.skip(reason)
 
 
-class ThreadedServer:
+class ThreadedServer(OdooProcess):
     """``odoo --workers=0`` on its own port: it serves /longpolling without a proxy."""
 
     def __init__(self, database):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = RUN / f"browser-server-{os.getpid()}.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed by stop())
-        self.process = subprocess.Popen(
-            ODOO + ["-c", str(write_conf("browser")), "-d", database,
-                    f"--db-filter=^{database}$", "--workers=0", "--max-cron-threads=0",
-                    "--http-interface=127.0.0.1", f"--http-port={self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 60
+        super().__init__("browser-server", [
+            "-c", str(write_conf("browser")), "-d", database, f"--db-filter=^{database}$",
+            "--workers=0", "--max-cron-threads=0", "--http-interface=127.0.0.1",
+            f"--http-port={self.port}"])
         # Not a request before the registry is loaded: a request thread importing modules
         # while the main thread loads them can deadlock on the import lock.
-        while "Modules loaded." not in self.log_path.read_text(errors="replace") \
-                or not self.answers():
-            if self.process.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError("server did not start:\n" + self.log_path.read_text())
-            time.sleep(0.3)
+        self.wait_for(lambda: "Modules loaded." in self.output() and self.answers())
 
     def answers(self):
         try:
@@ -80,16 +71,6 @@ class ThreadedServer:
                 return answer.status == 200
         except OSError:
             return False
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
