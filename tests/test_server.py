@@ -159,3 +159,23 @@ def test_two_databases_served_by_one_worker(name, database, second_database):
     finally:
         worker.stop()
         use_broker("")
+
+
+def test_worker_past_limit_memory_soft_is_recycled_between_jobs(database, env):
+    use_broker("")
+    server = Server(database, "", limit_memory_soft=str(50 * 2 ** 20))
+    try:
+        before = set(server.celery_workers()["DefaultCeleryWorker"])
+        jobs = [env["queue.celery.test.record"].with_delay().make(marker()) for _ in range(2)]
+        env.cr.commit()
+        ids = [job.id for job in jobs]
+        assert wait_for_jobs(database, ids) == dict.fromkeys(ids, "done")
+        # Each job left its worker past the limit: the master replaced it.
+        server.wait_for(lambda: server.celery_workers().get("DefaultCeleryWorker")
+                        and not before & set(server.celery_workers()["DefaultCeleryWorker"]))
+        pids = {pid for pid, in query(database, "SELECT worker_pid FROM celery_job WHERE id IN %s",
+                                      (tuple(ids),))}
+        assert pids <= before
+        assert "> limit_memory_soft, recycling" in server.output()
+    finally:
+        server.stop()

@@ -40,6 +40,10 @@ def recycle_when_memory_exceeded(**_kwargs):
         state.should_stop = 0
 
 
+def keep_odoo_logging(**_kwargs):
+    """A receiver of Celery's setup_logging: having one tells Celery not to set up logging."""
+
+
 def run_worker(queues, concurrency, pool, hostname, loglevel="INFO", recycle=False):
     """Run a Celery worker on the job ``queues`` in this process; return its exit code.
 
@@ -54,6 +58,8 @@ def run_worker(queues, concurrency, pool, hostname, loglevel="INFO", recycle=Fal
         odoo.registry(dbname)
     odoo.sql_db.close_all()
     app = celery_app()
+    # Odoo has configured logging (odoo.conf's log options): Celery keeps its hands off.
+    signals.setup_logging.connect(keep_odoo_logging, weak=False)
     if recycle:
         signals.task_postrun.connect(recycle_when_memory_exceeded, weak=False)
     signals.worker_ready.connect(lambda **_kwargs: sweep(dbnames), weak=False)
