@@ -206,7 +206,7 @@ def _publish_committed(dbname, dispatches):
     try:
         published, deferred = publish(dbname, dispatches)
     except Exception:
-        _logger.warning("broker unreachable: %d job(s) stay pending for the sweeper",
+        _logger.warning("publishing failed: %d job(s) stay pending for the sweeper",
                         len(dispatches), exc_info=True)
         published, deferred = [], []
         failed = [job.id for job in dispatches]

@@ -340,7 +340,9 @@ class CeleryJob(models.Model):
                 ") RETURNING id, uuid, queue, priority, eta, celery_task_id",
                 {"dead": [row[0] for row in dead], "grace": grace, "window": window,
                  "republish": republish_after})
-            dispatches = [Dispatch(*row) for row in cr.fetchall()]
+            dispatches = [Dispatch(job_id, job_uuid, queue, priority,
+                                   eta and fields.Datetime.from_string(eta), task_id)
+                          for job_id, job_uuid, queue, priority, eta, task_id in cr.fetchall()]
             if dispatches:
                 _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
                 publish_after_commit(cr, dispatches)
