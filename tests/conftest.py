@@ -52,8 +52,7 @@ def write_conf(name, broker_url="", **options):
     subprocess.run([str(ROOT / "scripts" / "write-odoo-conf"), str(path), broker_url, ADDONS_PATH],
                    check=True)
     with open(path, "a") as conf:
-        conf.write("celery_queue_prefix = %s\n" % QUEUE_PREFIX)
-        for key, value in options.items():
+        for key, value in dict({"celery_queue_prefix": QUEUE_PREFIX}, **options).items():
             conf.write("%s = %s\n" % (key, value))
     return path
 

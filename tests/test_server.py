@@ -20,6 +20,8 @@ from conftest import (
     wait_for_jobs,
 )
 
+import odoo
+
 
 def marker():
     return uuid.uuid4().hex
@@ -106,8 +108,12 @@ def test_job_past_its_time_limit_fails_and_the_worker_goes_on(server, database, 
 
 def test_cli_worker_on_another_process_runs_the_servers_jobs(database):
     use_broker("")
-    server = Server(database, "", kinds=WORKER_KINDS[:2], celery_workers_low=0)
-    cli = Worker(database, "", "cli-low", "--queues", "low", "--concurrency", "1")
+    # Queues of their own: the module's server must not take these jobs.
+    prefix = "qc-cli-%s." % marker()
+    server = Server(database, "", kinds=WORKER_KINDS[:2], celery_workers_low=0,
+                    celery_queue_prefix=prefix)
+    cli = Worker(database, "", "cli-low", "--queues", "low", "--concurrency", "1",
+                 celery_queue_prefix=prefix)
     try:
         job_id = server.rpc(database, "celery.job", "enqueue", "queue.celery.test.record", "make",
                             args=[marker()], queue="low")
@@ -163,7 +169,9 @@ def test_two_databases_served_by_one_worker(name, database, second_database):
 
 def test_worker_past_limit_memory_soft_is_recycled_between_jobs(database, env):
     use_broker("")
-    server = Server(database, "", limit_memory_soft=str(50 * 2 ** 20))
+    prefix = "qc-memory-%s." % marker()
+    server = Server(database, "", limit_memory_soft=str(50 * 2 ** 20), celery_queue_prefix=prefix)
+    odoo.tools.config["celery_queue_prefix"] = prefix  # publish to this server's queues
     try:
         before = set(server.celery_workers()["DefaultCeleryWorker"])
         jobs = [env["queue.celery.test.record"].with_delay().make(marker()) for _ in range(2)]
@@ -178,4 +186,5 @@ def test_worker_past_limit_memory_soft_is_recycled_between_jobs(database, env):
         assert pids <= before
         assert "> limit_memory_soft, recycling" in server.output()
     finally:
+        use_broker("")
         server.stop()

@@ -9,9 +9,9 @@ from json import loads
 from queue import Empty
 
 import psycopg2
-from psycopg2 import sql
 from kombu.transport import TRANSPORT_ALIASES, sqlalchemy
 from kombu.utils.encoding import bytes_to_str
+from psycopg2 import sql
 from sqlalchemy import create_engine, text
 
 _logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Channel(sqlalchemy.Channel):
 
 class Transport(sqlalchemy.Transport):
     Channel = Channel
-    polling_interval = 0.1
+    polling_interval = 0.02
 
 
 def ensure_database(dsn_kwargs, dbname):

@@ -8,7 +8,8 @@ odoo.conf options (section ``[options]``):
 ``celery_broker_db``
     The embedded broker's database (default ``queue_celery_broker``).
 ``celery_broker_polling_interval``
-    Seconds between polls of an empty queue on the embedded broker (default 0.1).
+    Seconds between polls of an empty queue on the embedded broker (default 0.02;
+    kombu also waits this long once a worker's prefetch window is full).
 ``celery_queue_prefix``
     Prefix of the broker's queue names, for Odoo instances sharing a broker
     (default ``odoo.``: queues ``odoo.high``, ``odoo.default``, ``odoo.low``).
@@ -98,7 +99,10 @@ def build_app():
         transport_options.update(queue_order_strategy="priority",
                                  priority_steps=list(range(MAX_PRIORITY + 1)))
     elif is_embedded(url):
-        transport_options["polling_interval"] = option("broker_polling_interval", 0.1)
+        from . import broker
+
+        transport_options["polling_interval"] = option("broker_polling_interval",
+                                                       broker.Transport.polling_interval)
     app = Celery("queue_celery", set_as_current=False)
     app.conf.update(
         broker_url=url,

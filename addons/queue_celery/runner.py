@@ -32,7 +32,7 @@ def run_job(dbname, job_uuid, task_id, worker_name):
     elsewhere or a job published again since is dropped with a log line.
     """
     try:
-        registry = odoo.registry(dbname).check_signaling()
+        registry = _registry(dbname)
     except psycopg2.OperationalError as error:
         if "does not exist" not in str(error):
             raise  # PostgreSQL is unreachable: the message goes back to the queue
@@ -55,6 +55,18 @@ def run_job(dbname, job_uuid, task_id, worker_name):
         finally:
             celery_job.release(control, job.id)
     registry.signal_changes()
+
+
+_signaling_checked = {}  # dbname: time.monotonic() of the last check
+
+
+def _registry(dbname):
+    """The registry of ``dbname``, checked for changes (module updates, caches) once a second."""
+    registry = odoo.registry(dbname)
+    if time.monotonic() - _signaling_checked.get(dbname, 0) >= 1:
+        registry = registry.check_signaling()
+        _signaling_checked[dbname] = time.monotonic()
+    return registry
 
 
 def _execute(cr, control, job):

@@ -1,12 +1,16 @@
 """The job record: its fields, its states and every transition between them."""
 import datetime
 import logging
+import os
 import random
 import time
 import uuid
 
+import psycopg2
+
 import odoo
 from odoo import SUPERUSER_ID, _, api, fields, models
+from odoo.addons.bus.models.bus import json_dump
 from odoo.exceptions import AccessError, UserError
 
 from .. import encoding
@@ -290,13 +294,6 @@ class CeleryJob(models.Model):
         self._set_ended("done", ("pending", "enqueued", "failed", "cancelled"))
         return True
 
-    def _notify_ended(self):
-        """Tell each job's user, through the bus, that the job ended (done or failed)."""
-        self.env["bus.bus"].sendmany([
-            ((self._cr.dbname, "res.partner", job.user_id.partner_id.id),
-             {"type": "celery.job", "id": job.id, "name": job.name, "state": job.state})
-            for job in self.sudo()])
-
     def _set_ended(self, state, from_states):
         self.env.cr.execute(
             "UPDATE celery_job SET state = %s, date_done = " + _NOW + ", write_date = " + _NOW +
@@ -405,7 +402,7 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     job_id = row[0]
     cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (RUNNING_LOCK, job_id))
     locked = cr.fetchone()[0]
-    cr.commit()  # a new snapshot, taken after the lock
+    # READ COMMITTED: what follows reads the job as it is once locked.
     if not locked:
         _logger.info("job %s is running in another worker, message dropped", job_uuid)
         return None
@@ -470,7 +467,40 @@ def mark_done(cr, job, result, exec_time):
 
 
 def _notify_ended(cr, job_id):
-    api.Environment(cr, SUPERUSER_ID, {})["celery.job"].browse(job_id)._notify_ended()
+    """Tell the job's user, through Odoo's bus, that the job ended; sent when ``cr`` commits.
+
+    Plain SQL, and the wake-up of the longpolling process on a connection the worker keeps:
+    Odoo's bus would read the job through the ORM and open a connection for each NOTIFY.
+    """
+    cr.execute("SELECT j.name, j.state, u.partner_id FROM celery_job j"
+               " JOIN res_users u ON u.id = j.user_id WHERE j.id = %s", (job_id,))
+    name, state, partner_id = cr.fetchone()
+    channel = (cr.dbname, "res.partner", partner_id)
+    cr.execute("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
+               " write_uid) VALUES (%s, %s, " + _NOW + ", " + _NOW + ", %s, %s)",
+               (json_dump(channel), json_dump({"type": "celery.job", "id": job_id, "name": name,
+                                               "state": state}), SUPERUSER_ID, SUPERUSER_ID))
+    cr.after("commit", lambda: _wake_bus([channel]))
+
+
+_bus_connection = None  # (pid, psycopg2 connection to the "postgres" database)
+
+
+def _wake_bus(channels):
+    """NOTIFY Odoo's longpolling process (it listens on the "postgres" database)."""
+    global _bus_connection
+    try:
+        if _bus_connection is None or _bus_connection[0] != os.getpid() \
+                or _bus_connection[1].closed:
+            _name, info = odoo.sql_db.connection_info_for("postgres")
+            connection = psycopg2.connect(**info)
+            connection.autocommit = True
+            _bus_connection = (os.getpid(), connection)
+        with _bus_connection[1].cursor() as cr:
+            cr.execute("NOTIFY imbus, %s", (json_dump(channels),))
+    except psycopg2.Error:
+        _bus_connection = None
+        _logger.warning("could not wake the bus up", exc_info=True)
 
 
 def mark_failed(cr, job, exc_info, exec_time):
