@@ -225,13 +225,13 @@ def env(database):
 
 
 @pytest.fixture
-def sweeper_settings(env):
+def sweeper_settings(database):
     """``configure(grace, republish_after)``: the sweeper's delays (seconds) for one test."""
     def configure(grace, republish_after):
-        env["ir.config_parameter"].set_param("queue_celery.sweep_grace_seconds", str(grace))
-        env["ir.config_parameter"].set_param("queue_celery.republish_after_seconds",
-                                             str(republish_after))
-        env.cr.commit()
+        with api.Environment.manage(), odoo.registry(database).cursor() as cr:
+            params = api.Environment(cr, SUPERUSER_ID, {})["ir.config_parameter"]
+            params.set_param("queue_celery.sweep_grace_seconds", str(grace))
+            params.set_param("queue_celery.republish_after_seconds", str(republish_after))
 
     yield configure
     configure(30, 3600)

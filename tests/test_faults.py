@@ -133,15 +133,15 @@ def test_broker_stopped_for_10_seconds_mid_run(name, database, env, eager_sweepe
 
 
 @pytest.mark.faults
-def test_postgresql_restarted_mid_run(database, env, eager_sweeper):
+def test_postgresql_restarted_mid_run(database, eager_sweeper):
     url, port = BROKERS["redis"]
     require_port("redis", port)
     use_broker(url)
     server = Server(database, url, celery_workers_default=2)
     try:
-        prefix, ids = enqueue_many(env, 300)
+        with odoo.api.Environment.manage(), odoo.registry(database).cursor() as cr:
+            prefix, ids = enqueue_many(odoo.api.Environment(cr, odoo.SUPERUSER_ID, {}), 300)
         time.sleep(1)
-        env.cr.close()  # its connection dies with the restart
         for version in os.listdir("/etc/postgresql"):
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main",
                             "restart"], check=True)
