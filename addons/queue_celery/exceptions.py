@@ -15,9 +15,5 @@ class RetryableJobError(Exception):
         self.ignore_retry = ignore_retry
 
 
-class JobDropped(Exception):
-    """A message that must not run: unknown database or job, stale or finished job."""
-
-
 class JobTimeLimitExceeded(Exception):
     """Raised in a job that ran past its time limit; the job ends failed."""
