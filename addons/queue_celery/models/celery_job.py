@@ -246,7 +246,11 @@ class CeleryJob(models.Model):
 
     @api.model
     def _encode_context(self):
-        """The enqueuing context, less what JSON cannot carry (it is for display only)."""
+        """The enqueuing context the job runs with, less what JSON cannot carry."""
+        try:
+            return encoding.dumps(dict(self.env.context))
+        except ValueError:
+            pass  # rare: drop the entries JSON cannot carry, one by one
         context = {}
         for key, value in self.env.context.items():
             try:
