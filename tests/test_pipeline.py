@@ -1,4 +1,5 @@
 """The job pipeline end to end: real database, real worker, each broker."""
+import socket
 import threading
 import time
 import uuid
@@ -9,7 +10,9 @@ from conftest import count_rows, query, wait_for_jobs
 
 import odoo
 from odoo import api
+from odoo.addons.queue_celery import celeryapp, runner
 from odoo.addons.queue_celery.celeryapp import TASK_NAME, celery_app, queue_name
+from odoo.addons.queue_celery.models.celery_job import RUNNING_LOCK
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -229,3 +232,29 @@ def test_a_job_due_after_the_eta_window_waits_in_the_database(env, database):
         assert count_rows(database, mark) == 1
     finally:
         del odoo.tools.config.options["celery_eta_window"]
+
+
+def test_a_retry_is_published_once_its_job_lock_is_released(env, database, monkeypatch):
+    """Run one attempt in this process: the retry it publishes must find the job free,
+    or the worker that receives it drops it as running elsewhere and the job waits forever."""
+    mark = marker()
+    job = env["queue.celery.test.record"].with_delay(countdown=3600).make_after_retries(mark, 1)
+    env.cr.commit()  # due after the eta window: it waits in the database, nobody runs it
+    wait_for_jobs(database, [job.id], states=("enqueued",))
+    (task_id,), = query(database, "UPDATE celery_job SET eta = NULL WHERE id = %s"
+                                  " RETURNING celery_task_id", (job.id,))
+    lock_free_when_published = []
+    real_publish = celeryapp.publish
+
+    def publish(dbname, dispatches):
+        (locked,), = query(database, "SELECT pg_try_advisory_lock(%s, %s)"
+                                     " AND pg_advisory_unlock(%s, %s)",
+                           (RUNNING_LOCK, job.id) * 2)
+        lock_free_when_published.append(locked)
+        return real_publish(dbname, dispatches)
+
+    monkeypatch.setattr(celeryapp, "publish", publish)
+    runner.run_job(database, job.uuid, task_id, "pytest@" + socket.gethostname())
+    assert lock_free_when_published == [True]
+    assert wait_for_jobs(database, [job.id]) == {job.id: "done"}
+    assert count_rows(database, mark) == 1

@@ -192,7 +192,7 @@ def publish_after_commit(cr, dispatches):
 
         def on_commit():
             del cr._celery_dispatches
-            _publish_committed(cr.dbname, pending)
+            publish_committed(cr.dbname, pending)
 
         def on_rollback():
             del cr._celery_dispatches
@@ -202,7 +202,8 @@ def publish_after_commit(cr, dispatches):
     pending.extend(dispatches)
 
 
-def _publish_committed(dbname, dispatches):
+def publish_committed(dbname, dispatches):
+    """Publish jobs whose state is committed, and record what came of it."""
     import odoo
 
     from .models.celery_job import record_dispatch

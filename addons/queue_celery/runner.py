@@ -14,6 +14,7 @@ import odoo
 from odoo import api
 
 from . import encoding
+from .celeryapp import publish_committed
 from .exceptions import JobTimeLimitExceeded, RetryableJobError
 from .models import celery_job
 
@@ -51,9 +52,11 @@ def run_job(dbname, job_uuid, task_id, worker_name):
             return
         try:
             with registry.cursor() as cr:
-                _execute(cr, control, job)
+                retry = _execute(cr, control, job)
         finally:
             celery_job.release(control, job.id)
+    if retry:
+        publish_committed(dbname, [retry])
     registry.signal_changes()
 
 
@@ -70,6 +73,7 @@ def _registry(dbname):
 
 
 def _execute(cr, control, job):
+    """Run the job and record how it ended; return its retry's Dispatch when it is to run again."""
     started = time.monotonic()
     context = dict(encoding.loads(job.context), celery_job_uuid=job.uuid)
     # The company the job was enqueued in, whatever the user's current one is now.
@@ -93,7 +97,7 @@ def _execute(cr, control, job):
     except RetryableJobError as error:
         cr.rollback()
         if error.ignore_retry or job.retry_count < job.max_retries:
-            celery_job.mark_retry(control, job, traceback.format_exc(), error.seconds)
+            return celery_job.mark_retry(control, job, traceback.format_exc(), error.seconds)
         else:
             celery_job.mark_failed(control, job, "Retries used up (%d).\n%s"
                                    % (job.max_retries, traceback.format_exc()),
@@ -102,7 +106,7 @@ def _execute(cr, control, job):
         cr.rollback()
         if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
                 and job.retry_count < job.max_retries):
-            celery_job.mark_retry(control, job, traceback.format_exc())
+            return celery_job.mark_retry(control, job, traceback.format_exc())
         else:
             _logger.info("job %s failed: %s", job.uuid, error)
             reason = traceback.format_exc()
@@ -112,6 +116,7 @@ def _execute(cr, control, job):
             celery_job.mark_failed(control, job, reason, time.monotonic() - started)
     finally:
         env.clear()
+    return None
 
 
 @contextmanager

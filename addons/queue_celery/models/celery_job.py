@@ -21,6 +21,7 @@ from ..celeryapp import (
     Dispatch,
     option,
     publish_after_commit,
+    publish_committed,
 )
 
 _logger = logging.getLogger(__name__)
@@ -417,7 +418,7 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     (state, current_task_id, retry_count, max_retries, user_id, model_name, method_name,
      record_ids, args, kwargs, context, company_id, queue, priority, time_limit,
      seconds_to_eta) = cr.fetchone()
-    reason = None
+    reason = republish = None
     if state not in WAITING_STATES:
         reason = "it is %s" % state
     elif current_task_id != task_id:
@@ -425,7 +426,7 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     elif seconds_to_eta and seconds_to_eta > EARLY_TOLERANCE:
         reason = "it is due in %.1f s; published again for then" % seconds_to_eta
         eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=float(seconds_to_eta))
-        publish_after_commit(cr, [Dispatch(job_id, job_uuid, queue, priority, eta, task_id)])
+        republish = Dispatch(job_id, job_uuid, queue, priority, eta, task_id)
     elif seconds_to_eta and seconds_to_eta > 0:
         # Celery's timer may hand over an eta task a little early: wait for its time.
         time.sleep(float(seconds_to_eta))
@@ -443,6 +444,8 @@ def claim(cr, job_uuid, task_id, hostname, pid):
         cr.commit()
         release(cr, job_id)
         _logger.info("job %s: message dropped, %s", job_uuid, reason)
+        if republish:
+            publish_committed(cr.dbname, [republish])
         return None
     cr.execute("UPDATE celery_job SET state = 'started', retry_count = %s, date_started = " +
                _NOW + ", worker_hostname = %s, worker_pid = %s, date_done = NULL"
@@ -520,7 +523,11 @@ def _fail(cr, job_id, exc_info, exec_time=None):
 
 
 def mark_retry(cr, job, exc_info, seconds=None):
-    """Put a job back to wait for a retry after ``seconds`` (default: backoff). Commits."""
+    """Put a job back to wait for a retry after ``seconds`` (default: backoff). Commits.
+
+    Returns the retry's Dispatch, for the caller to publish once it has released the job's
+    lock: a retry delivered while the lock is held would be dropped as running elsewhere.
+    """
     if seconds is None:
         seconds = retry_delay(job.retry_count)
     eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=seconds)
@@ -528,8 +535,8 @@ def mark_retry(cr, job, exc_info, seconds=None):
     cr.execute("UPDATE celery_job SET state = 'enqueued', retry_count = retry_count + 1,"
                " eta = %s, exc_info = %s, celery_task_id = %s WHERE id = %s",
                (eta, exc_info, task_id, job.id))
-    publish_after_commit(cr, [Dispatch(job.id, job.uuid, job.queue, job.priority, eta, task_id)])
     cr.commit()
+    return Dispatch(job.id, job.uuid, job.queue, job.priority, eta, task_id)
 
 
 def _param(env, key, default):
