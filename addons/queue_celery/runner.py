@@ -43,10 +43,11 @@ def run_job(dbname, job_uuid, task_id, worker_name):
         _logger.warning("job %s: database %r cannot be opened, message dropped",
                         job_uuid, dbname, exc_info=True)
         return
-    # The job's state moves on a READ COMMITTED cursor of its own, whose connection holds
+    # The job's state moves on a cursor of its own in autocommit mode, whose connection holds
     # the job's lock while it runs; the job's work runs on an ordinary Odoo cursor.
     with api.Environment.manage(), \
             closing(odoo.sql_db.db_connect(dbname).cursor(serialized=False)) as control:
+        control.autocommit(True)
         job = celery_job.claim(control, job_uuid, task_id, worker_name, os.getpid())
         if job is None:
             return

@@ -328,7 +328,6 @@ class CeleryJob(models.Model):
                 if retry_count >= max_retries:
                     _fail(cr, job_id, "The worker running this job died (killed, or out of "
                                       "memory), and its %d retries are used up." % max_retries)
-                    _notify_ended(cr, job_id)
             cr.execute(
                 "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
                 " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
@@ -381,43 +380,62 @@ RUNNING_LOCK = 0x51C1
 EARLY_TOLERANCE = 2.0
 
 
+# What running a claimed job needs, read as the job is marked started.
+_CLAIMED_COLUMNS = ("user_id", "model_name", "method_name", "record_ids", "args", "kwargs",
+                    "context", "company_id", "retry_count", "max_retries", "queue", "priority",
+                    "time_limit")
+
+
 class ClaimedJob:
     """A job a worker has locked and marked started: what running it needs."""
 
-    __slots__ = ("id", "uuid", "user_id", "model_name", "method_name", "record_ids", "args",
-                 "kwargs", "context", "company_id", "retry_count", "max_retries", "queue",
-                 "priority", "time_limit")
+    __slots__ = ("id", "uuid") + _CLAIMED_COLUMNS
 
-    def __init__(self, **values):
-        for name in self.__slots__:
-            setattr(self, name, values[name])
+    def __init__(self, job_id, job_uuid, row):
+        self.id, self.uuid = job_id, job_uuid
+        for name, value in zip(_CLAIMED_COLUMNS, row, strict=True):
+            setattr(self, name, value)
+        self.time_limit = self.time_limit or option("job_time_limit", 3600)
 
 
 def claim(cr, job_uuid, task_id, hostname, pid):
     """Lock the job and mark it started; None when the message must not run it.
 
-    Commits. The caller must ``release`` a claimed job when it is done with it.
+    ``cr`` is the worker's control cursor in autocommit mode: each statement commits alone.
+    The caller must ``release`` a claimed job when it is done with it.
     """
-    cr.execute("SELECT id FROM celery_job WHERE uuid = %s", (job_uuid,))
+    # The session's commits are made asynchronous: a 'started' that a crash of PostgreSQL
+    # loses leaves the job waiting, to run again; the job's own commit stays durable and
+    # takes this one to disk before it (the WAL is written in order).
+    cr.execute("SELECT id, pg_try_advisory_lock(%s, id),"
+               " set_config('synchronous_commit', 'off', false)"
+               " FROM celery_job WHERE uuid = %s", (RUNNING_LOCK, job_uuid))
     row = cr.fetchone()
     if row is None:
-        cr.rollback()
         _logger.warning("job %s: no such job in database %s, message dropped", job_uuid, cr.dbname)
         return None
-    job_id = row[0]
-    cr.execute("SELECT pg_try_advisory_lock(%s, %s)", (RUNNING_LOCK, job_id))
-    locked = cr.fetchone()[0]
-    # READ COMMITTED: what follows reads the job as it is once locked.
+    job_id, locked, _setting = row
     if not locked:
         _logger.info("job %s is running in another worker, message dropped", job_uuid)
         return None
-    cr.execute("SELECT state, celery_task_id, retry_count, max_retries, user_id, model_name,"
-               " method_name, record_ids, args, kwargs, context, company_id, queue, priority,"
-               " time_limit, extract(epoch from eta - " + _NOW + ")"
-               " FROM celery_job WHERE id = %s", (job_id,))
-    (state, current_task_id, retry_count, max_retries, user_id, model_name, method_name,
-     record_ids, args, kwargs, context, company_id, queue, priority, time_limit,
-     seconds_to_eta) = cr.fetchone()
+    # The usual case, in one statement: a new statement reads the job as it is once locked.
+    cr.execute("UPDATE celery_job SET state = 'started', date_started = " + _NOW + ","
+               " worker_hostname = %s, worker_pid = %s, date_done = NULL"
+               " WHERE id = %s AND celery_task_id = %s AND state IN ('pending', 'enqueued')"
+               " AND (eta IS NULL OR eta <= " + _NOW + ") RETURNING " + ", ".join(_CLAIMED_COLUMNS),
+               (hostname, pid, job_id, task_id))
+    row = cr.fetchone() or _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid)
+    return row and ClaimedJob(job_id, job_uuid, row)
+
+
+def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
+    """``claim`` of a locked job that is not simply waiting for this message: the columns
+    of ``_CLAIMED_COLUMNS`` once it is marked started, or None (lock released) to drop it."""
+    cr.execute("SELECT state, celery_task_id, retry_count, max_retries, queue, priority,"
+               " extract(epoch from eta - " + _NOW + ") FROM celery_job WHERE id = %s",
+               (job_id,))
+    state, current_task_id, retry_count, max_retries, queue, priority, seconds_to_eta = \
+        cr.fetchone()
     reason = republish = None
     if state not in WAITING_STATES:
         reason = "it is %s" % state
@@ -435,13 +453,13 @@ def claim(cr, job_uuid, task_id, hostname, pid):
         if retry_count >= max_retries:
             _fail(cr, job_id, "The worker running this job died (killed, or out of memory), "
                               "and its %d retries are used up." % max_retries)
+            cr.commit()
             reason = "its worker died and it has no retries left"
         else:
             retry_count += 1
             _logger.warning("job %s: its worker died mid-run; running it again (retry %d/%d)",
                             job_uuid, retry_count, max_retries)
     if reason:
-        cr.commit()
         release(cr, job_id)
         _logger.info("job %s: message dropped, %s", job_uuid, reason)
         if republish:
@@ -449,39 +467,34 @@ def claim(cr, job_uuid, task_id, hostname, pid):
         return None
     cr.execute("UPDATE celery_job SET state = 'started', retry_count = %s, date_started = " +
                _NOW + ", worker_hostname = %s, worker_pid = %s, date_done = NULL"
-               " WHERE id = %s", (retry_count, hostname, pid, job_id))
-    cr.commit()
-    return ClaimedJob(id=job_id, uuid=job_uuid, user_id=user_id, model_name=model_name,
-                      method_name=method_name, record_ids=record_ids, args=args, kwargs=kwargs,
-                      context=context, company_id=company_id, retry_count=retry_count,
-                      max_retries=max_retries,
-                      queue=queue, priority=priority,
-                      time_limit=time_limit or option("job_time_limit", 3600))
+               " WHERE id = %s RETURNING " + ", ".join(_CLAIMED_COLUMNS),
+               (retry_count, hostname, pid, job_id))
+    return cr.fetchone()
 
 
 def release(cr, job_id):
-    """Let go of a claimed job's lock."""
+    """Let go of a claimed job's lock (``cr`` is the control cursor, in autocommit mode)."""
     cr.execute("SELECT pg_advisory_unlock(%s, %s)", (RUNNING_LOCK, job_id))
-    cr.commit()
 
 
 def mark_done(cr, job, result, exec_time):
     """Record success, in the transaction that holds the job's work (the caller commits)."""
     cr.execute("UPDATE celery_job SET state = 'done', result = %s, exc_info = NULL,"
-               " exec_time = %s, date_done = " + _NOW + " WHERE id = %s",
+               " exec_time = %s, date_done = " + _NOW + " WHERE id = %s" + _ENDED_RETURNING,
                (result, exec_time, job.id))
-    _notify_ended(cr, job.id)
+    _notify_ended(cr, *cr.fetchone())
 
 
-def _notify_ended(cr, job_id):
+# What the notice of a job's end needs, returned by the UPDATE that ends it.
+_ENDED_RETURNING = " RETURNING id, name, state, (SELECT partner_id FROM res_users WHERE id = user_id)"
+
+
+def _notify_ended(cr, job_id, name, state, partner_id):
     """Tell the job's user, through Odoo's bus, that the job ended; sent when ``cr`` commits.
 
     Plain SQL, and the wake-up of the longpolling process on a connection the worker keeps:
     Odoo's bus would read the job through the ORM and open a connection for each NOTIFY.
     """
-    cr.execute("SELECT j.name, j.state, u.partner_id FROM celery_job j"
-               " JOIN res_users u ON u.id = j.user_id WHERE j.id = %s", (job_id,))
-    name, state, partner_id = cr.fetchone()
     channel = (cr.dbname, "res.partner", partner_id)
     cr.execute("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
                " write_uid) VALUES (%s, %s, " + _NOW + ", " + _NOW + ", %s, %s)",
@@ -513,13 +526,15 @@ def _wake_bus(channels):
 def mark_failed(cr, job, exc_info, exec_time):
     """Record a failure; the job's work was rolled back. Commits."""
     _fail(cr, job.id, exc_info, exec_time)
-    _notify_ended(cr, job.id)
     cr.commit()
 
 
 def _fail(cr, job_id, exc_info, exec_time=None):
+    """Mark the job failed, its user told when ``cr`` commits."""
     cr.execute("UPDATE celery_job SET state = 'failed', exc_info = %s, exec_time = %s,"
-               " date_done = " + _NOW + " WHERE id = %s", (exc_info, exec_time, job_id))
+               " date_done = " + _NOW + " WHERE id = %s" + _ENDED_RETURNING,
+               (exc_info, exec_time, job_id))
+    _notify_ended(cr, *cr.fetchone())
 
 
 def mark_retry(cr, job, exc_info, seconds=None):
