@@ -40,7 +40,6 @@ from odoo import SUPERUSER_ID, api  # noqa: E402
 PY = sys.executable
 ODOO = [PY, str(ROOT / "runtime" / "odoo")]
 QJ_ADDONS = RUN / "addons_qj"
-ADDONS_PATH = ",".join(str(path) for path in (ROOT / "addons", BENCH / "addons", QJ_ADDONS))
 DB_QC = "qc_bench_celery"
 DB_QJ = "qc_bench_queue_job"
 DB_BROKER = "qc_bench_broker"
@@ -91,11 +90,18 @@ def percentile(values, pct):
 
 # ---------------------------------------------------------------------- configuration, databases
 
+def addons_path():
+    """queue_celery's and the bench's addons, and queue_job's once a measurement that needs
+    it has fetched them (Odoo refuses a folder without addons)."""
+    folders = [ROOT / "addons", BENCH / "addons"] + [QJ_ADDONS] * (QJ_ADDONS / "queue_job").is_dir()
+    return ",".join(map(str, folders))
+
+
 def write_conf(name, broker_url="", extra=""):
     RUN.mkdir(parents=True, exist_ok=True)
     path = RUN / ("%s.conf" % name)
-    subprocess.run([str(ROOT / "scripts" / "write-odoo-conf"), str(path), broker_url, ADDONS_PATH],
-                   check=True)
+    subprocess.run([str(ROOT / "scripts" / "write-odoo-conf"), str(path), broker_url,
+                    addons_path()], check=True)
     with open(path, "a") as conf:
         conf.write("celery_queue_prefix = %s\ncelery_broker_db = %s\n" % (PREFIX, DB_BROKER))
         conf.write(extra)
@@ -226,7 +232,7 @@ def celery_worker(broker, name, queues="high,default,low"):
     """queue_celery's ``odoo celery worker``, prefork pool of 2 processes."""
     conf = write_conf("worker-" + broker, BROKERS[broker])
     return Process("worker-%s-%s" % (name, broker), ODOO + [
-        "--addons-path=" + ADDONS_PATH, "celery", "worker", "-c", str(conf), "-d", DB_QC,
+        "--addons-path=" + addons_path(), "celery", "worker", "-c", str(conf), "-d", DB_QC,
         "--concurrency", "2", "--pool", "prefork", "--queues", queues,
         "--hostname", "qcbench-%s-%d@%%h" % (name, os.getpid()), "--loglevel", "INFO"],
         " ready.")

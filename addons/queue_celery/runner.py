@@ -5,7 +5,7 @@ import signal
 import threading
 import time
 import traceback
-from contextlib import closing, contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg2
 from psycopg2 import errorcodes
@@ -43,22 +43,53 @@ def run_job(dbname, job_uuid, task_id, worker_name):
         _logger.warning("job %s: database %r cannot be opened, message dropped",
                         job_uuid, dbname, exc_info=True)
         return
-    # The job's state moves on a cursor of its own in autocommit mode, whose connection holds
-    # the job's lock while it runs; the job's work runs on an ordinary Odoo cursor.
-    with api.Environment.manage(), \
-            closing(odoo.sql_db.db_connect(dbname).cursor(serialized=False)) as control:
-        control.autocommit(True)
-        job = celery_job.claim(control, job_uuid, task_id, worker_name, os.getpid())
-        if job is None:
-            return
-        try:
-            with registry.cursor() as cr:
+    control, cr = _cursors(dbname, registry)
+    try:
+        with api.Environment.manage():
+            job = celery_job.claim(control, job_uuid, task_id, worker_name, os.getpid())
+            if job is None:
+                return
+            try:
                 retry = _execute(cr, control, job)
-        finally:
-            celery_job.release(control, job.id)
+            finally:
+                celery_job.release(control, job.id)
+    except Exception:
+        _forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
+        raise
     if retry:
         publish_committed(dbname, [retry])
     registry.signal_changes()
+
+
+_kept_cursors = {}  # (pid, dbname): the cursors of this worker process
+
+
+def _cursors(dbname, registry):
+    """This process's two cursors on ``dbname``, kept from job to job (a new cursor costs a
+    round trip that resets its connection).
+
+    The control cursor moves the job's state and its connection holds the job's lock while
+    it runs. It is in autocommit mode, each statement committing alone, with asynchronous
+    commits: a 'started' that a crash of PostgreSQL loses leaves the job waiting, to run
+    again, and the job's own durable commit takes the earlier ones to disk with it (the WAL
+    is written in order). The job's work runs on the other, an ordinary Odoo cursor.
+    """
+    key = (os.getpid(), dbname)
+    if key not in _kept_cursors:
+        control = odoo.sql_db.db_connect(dbname).cursor(serialized=False)
+        control.autocommit(True)
+        control.execute("SET synchronous_commit = off")
+        _kept_cursors[key] = (control, registry.cursor())
+    return _kept_cursors[key]
+
+
+def _forget_cursors(dbname):
+    """Close this process's cursors on ``dbname``, with any lock their connections hold."""
+    for cr in _kept_cursors.pop((os.getpid(), dbname), ()):
+        with suppress(psycopg2.Error):
+            cr.rollback()
+            cr.execute("SELECT pg_advisory_unlock_all()")
+            cr.close()
 
 
 _signaling_checked = {}  # dbname: time.monotonic() of the last check
@@ -117,6 +148,7 @@ def _execute(cr, control, job):
             celery_job.mark_failed(control, job, reason, time.monotonic() - started)
     finally:
         env.clear()
+        cr.cache.clear()  # the cursor serves the next job too
     return None
 
 

@@ -1,5 +1,6 @@
 """The job record: its fields, its states and every transition between them."""
 import datetime
+import json
 import logging
 import os
 import random
@@ -74,7 +75,7 @@ class CeleryJob(models.Model):
     _description = "Background job"
     _order = "id desc"
 
-    uuid = fields.Char(required=True, readonly=True, index=True, copy=False)
+    uuid = fields.Char(required=True, readonly=True, copy=False)  # indexed by its unique constraint
     name = fields.Char("Description", readonly=True)
     model_name = fields.Char("Model", required=True, readonly=True, index=True)
     method_name = fields.Char("Method", required=True, readonly=True)
@@ -96,7 +97,7 @@ class CeleryJob(models.Model):
     result = fields.Text(readonly=True, help="JSON")
     exc_info = fields.Text("Traceback", readonly=True)
     celery_task_id = fields.Char("Celery task ID", readonly=True, index=True, copy=False)
-    identity_key = fields.Char(readonly=True, index=True, copy=False)
+    identity_key = fields.Char(readonly=True, copy=False)  # indexed while waiting (init)
     worker_hostname = fields.Char("Worker", readonly=True)
     worker_pid = fields.Integer("Worker PID", readonly=True)
     date_enqueued = fields.Datetime("Enqueued on", readonly=True,
@@ -404,17 +405,13 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     ``cr`` is the worker's control cursor in autocommit mode: each statement commits alone.
     The caller must ``release`` a claimed job when it is done with it.
     """
-    # The session's commits are made asynchronous: a 'started' that a crash of PostgreSQL
-    # loses leaves the job waiting, to run again; the job's own commit stays durable and
-    # takes this one to disk before it (the WAL is written in order).
-    cr.execute("SELECT id, pg_try_advisory_lock(%s, id),"
-               " set_config('synchronous_commit', 'off', false)"
-               " FROM celery_job WHERE uuid = %s", (RUNNING_LOCK, job_uuid))
+    cr.execute("SELECT id, pg_try_advisory_lock(%s, id) FROM celery_job WHERE uuid = %s",
+               (RUNNING_LOCK, job_uuid))
     row = cr.fetchone()
     if row is None:
         _logger.warning("job %s: no such job in database %s, message dropped", job_uuid, cr.dbname)
         return None
-    job_id, locked, _setting = row
+    job_id, locked = row
     if not locked:
         _logger.info("job %s is running in another worker, message dropped", job_uuid)
         return None
@@ -479,27 +476,28 @@ def release(cr, job_id):
 
 def mark_done(cr, job, result, exec_time):
     """Record success, in the transaction that holds the job's work (the caller commits)."""
-    cr.execute("UPDATE celery_job SET state = 'done', result = %s, exc_info = NULL,"
-               " exec_time = %s, date_done = " + _NOW + " WHERE id = %s" + _ENDED_RETURNING,
-               (result, exec_time, job.id))
-    _notify_ended(cr, *cr.fetchone())
+    _end(cr, job.id, "state = 'done', result = %s, exc_info = NULL, exec_time = %s",
+         (result, exec_time))
 
 
-# What the notice of a job's end needs, returned by the UPDATE that ends it.
-_ENDED_RETURNING = " RETURNING id, name, state, (SELECT partner_id FROM res_users WHERE id = user_id)"
+def _end(cr, job_id, assignments, params):
+    """End the job (``assignments``: SQL with ``params``) and tell its user through Odoo's
+    bus, sent when ``cr`` commits.
 
-
-def _notify_ended(cr, job_id, name, state, partner_id):
-    """Tell the job's user, through Odoo's bus, that the job ended; sent when ``cr`` commits.
-
-    Plain SQL, and the wake-up of the longpolling process on a connection the worker keeps:
-    Odoo's bus would read the job through the ORM and open a connection for each NOTIFY.
+    One statement writes both; the wake-up of the longpolling process goes through a
+    connection the worker keeps: Odoo's bus would read the job through the ORM and open a
+    connection for each NOTIFY.
     """
-    channel = (cr.dbname, "res.partner", partner_id)
-    cr.execute("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
-               " write_uid) VALUES (%s, %s, " + _NOW + ", " + _NOW + ", %s, %s)",
-               (json_dump(channel), json_dump({"type": "celery.job", "id": job_id, "name": name,
-                                               "state": state}), SUPERUSER_ID, SUPERUSER_ID))
+    # The channel as Odoo's bus writes it: json_dump([dbname, "res.partner", partner_id]).
+    channel_head = json_dump([cr.dbname, "res.partner"])[:-1] + ","
+    cr.execute("WITH job AS (UPDATE celery_job SET " + assignments + ", date_done = " + _NOW +
+               " WHERE id = %s RETURNING id, name, state, user_id)"
+               " INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
+               " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
+               " 'celery.job', 'id', job.id, 'name', job.name, 'state', job.state)::text, " +
+               _NOW + ", " + _NOW + ", %s, %s FROM job JOIN res_users u ON u.id = job.user_id"
+               " RETURNING channel", params + (job_id, channel_head, SUPERUSER_ID, SUPERUSER_ID))
+    channel = json.loads(cr.fetchone()[0])
     cr.after("commit", lambda: _wake_bus([channel]))
 
 
@@ -531,10 +529,7 @@ def mark_failed(cr, job, exc_info, exec_time):
 
 def _fail(cr, job_id, exc_info, exec_time=None):
     """Mark the job failed, its user told when ``cr`` commits."""
-    cr.execute("UPDATE celery_job SET state = 'failed', exc_info = %s, exec_time = %s,"
-               " date_done = " + _NOW + " WHERE id = %s" + _ENDED_RETURNING,
-               (exc_info, exec_time, job_id))
-    _notify_ended(cr, *cr.fetchone())
+    _end(cr, job_id, "state = 'failed', exc_info = %s, exec_time = %s", (exc_info, exec_time))
 
 
 def mark_retry(cr, job, exc_info, seconds=None):
