@@ -402,9 +402,26 @@ class ClaimedJob:
 def claim(cr, job_uuid, task_id, hostname, pid):
     """Lock the job and mark it started; None when the message must not run it.
 
-    ``cr`` is the worker's control cursor in autocommit mode: each statement commits alone.
-    The caller must ``release`` a claimed job when it is done with it.
+    ``cr`` is the worker's control cursor in autocommit mode: each statement commits alone,
+    and its connection holds no other job's lock. The caller must ``release`` a claimed job
+    when it is done with it.
     """
+    # The usual case, a job waiting for this very message, in one statement. Its snapshot
+    # may predate the commit of a worker that ran the job meanwhile and then let go of the
+    # lock; PostgreSQL then checks the condition again on the row as that worker left it
+    # (READ COMMITTED), and the CASE takes the lock only on a row that still waits.
+    cr.execute("UPDATE celery_job SET state = 'started', date_started = " + _NOW + ","
+               " worker_hostname = %s, worker_pid = %s, date_done = NULL"
+               " WHERE uuid = %s AND CASE WHEN celery_task_id = %s"
+               " AND state IN ('pending', 'enqueued') AND (eta IS NULL OR eta <= " + _NOW + ")"
+               " THEN pg_try_advisory_lock(%s, id) ELSE false END"
+               " RETURNING id, " + ", ".join(_CLAIMED_COLUMNS),
+               (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
+    row = cr.fetchone()
+    if row:
+        return ClaimedJob(row[0], job_uuid, row[1:])
+    # A lock the check above took on a row it then found changed is let go.
+    cr.execute("SELECT pg_advisory_unlock_all()")
     cr.execute("SELECT id, pg_try_advisory_lock(%s, id) FROM celery_job WHERE uuid = %s",
                (RUNNING_LOCK, job_uuid))
     row = cr.fetchone()
@@ -415,19 +432,14 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     if not locked:
         _logger.info("job %s is running in another worker, message dropped", job_uuid)
         return None
-    # The usual case, in one statement: a new statement reads the job as it is once locked.
-    cr.execute("UPDATE celery_job SET state = 'started', date_started = " + _NOW + ","
-               " worker_hostname = %s, worker_pid = %s, date_done = NULL"
-               " WHERE id = %s AND celery_task_id = %s AND state IN ('pending', 'enqueued')"
-               " AND (eta IS NULL OR eta <= " + _NOW + ") RETURNING " + ", ".join(_CLAIMED_COLUMNS),
-               (hostname, pid, job_id, task_id))
-    row = cr.fetchone() or _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid)
+    row = _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid)
     return row and ClaimedJob(job_id, job_uuid, row)
 
 
 def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
-    """``claim`` of a locked job that is not simply waiting for this message: the columns
-    of ``_CLAIMED_COLUMNS`` once it is marked started, or None (lock released) to drop it."""
+    """``claim`` of a job, locked here (READ COMMITTED: what follows reads it as it is now),
+    that is not simply waiting for this message: the columns of ``_CLAIMED_COLUMNS`` once
+    it is marked started, or None (lock released) to drop it."""
     cr.execute("SELECT state, celery_task_id, retry_count, max_retries, queue, priority,"
                " extract(epoch from eta - " + _NOW + ") FROM celery_job WHERE id = %s",
                (job_id,))
