@@ -50,6 +50,7 @@ test-faults: setup
 	$(PY) scripts/run-tests -m faults
 
 bench: setup
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
 	$(PY) bench/run.py
 
 # pylint-odoo's Odoo checks, less OCA's publishing rules (author, README.rst); the worker and

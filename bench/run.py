@@ -1038,6 +1038,9 @@ def main():
     only = options.only or list(MEASUREMENTS)
     brokers = [broker for broker in options.brokers.split(",") if broker]
     RUN.mkdir(parents=True, exist_ok=True)
+    wants_qj = "queue_job" in only or "enqueue" in only
+    if wants_qj:
+        ensure_queue_job_addons()  # before the addons path of this process is set
 
     odoo.tools.config.parse_config(["-c", str(write_conf("bench")), "--log-level=warn"])
     odoo.modules.module.initialize_sys_path()
@@ -1045,13 +1048,11 @@ def main():
     results = json.loads(results_path.read_text()) if options.only and results_path.exists() else {}
     results.update(counts=counts, runs=options.runs, date=time.strftime("%Y-%m-%d %H:%M"),
                    load_start=" ".join("%.2f" % load for load in os.getloadavg()))
-    wants_qj = "queue_job" in only or "enqueue" in only
     started = time.time()
     try:
         results["machine"] = machine_facts()
         ensure_database(DB_QC, "queue_celery_bench", options.reuse_db)
         if wants_qj:
-            ensure_queue_job_addons()
             ensure_database(DB_QJ, "queue_job_bench", options.reuse_db)
         if "e2e" in only:
             results["e2e"] = measure_e2e(counts, options.runs, brokers)
