@@ -35,6 +35,7 @@ import celery  # noqa: E402
 import kombu  # noqa: E402
 import psutil  # noqa: E402
 import psycopg2  # noqa: E402
+
 from odoo import SUPERUSER_ID, api  # noqa: E402
 
 PY = sys.executable
@@ -415,7 +416,8 @@ def measure_e2e(counts, runs, brokers):
                 with bare_app.producer_or_acquire() as producer:
                     for _ in range(count):
                         bare_app.send_task("bench.noop", queue=PREFIX + "bare", producer=producer)
-                ended = wait_for(lambda: done_file.stat().st_size >= 8 * count, count / 5 + 60)
+                ended = wait_for(lambda done_file=done_file, count=count:
+                                 done_file.stat().st_size >= 8 * count, count / 5 + 60)
                 theirs.append(count / (ended - started))
                 log("e2e %s run %d: queue_celery %.0f jobs/s, bare Celery %.0f tasks/s",
                     broker, run + 1, ours[-1], theirs[-1])
@@ -519,7 +521,7 @@ def measure_latency(counts, runs, brokers, e2e=None):
                     job_id, committed = enqueue_one(DB_QC)
                     job_times[job_id] = committed
 
-                    def started(job_id=job_id):
+                    def started(job_id=job_id, cr=cr):
                         cr.execute("SELECT state FROM celery_job WHERE id = %s", (job_id,))
                         return cr.fetchone()[0] in ("started", "done")
                     wait_for(started, 30, interval=0.002)
@@ -569,9 +571,9 @@ def measure_priority(counts, runs):
                     job_id, committed = enqueue_one(DB_QC, queue="high")
                     job_times[job_id] = committed
                     time.sleep(0.05)
-                wait_for(lambda: query(DB_QC, "SELECT count(*) FROM celery_job WHERE id IN %s"
-                                       " AND state = 'done'", (tuple(job_times),))[0][0]
-                         == len(job_times), 120)
+                wait_for(lambda ids=tuple(job_times): query(
+                    DB_QC, "SELECT count(*) FROM celery_job WHERE id IN %s AND state = 'done'",
+                    (ids,))[0][0] == len(ids), 120)
                 low_done = query(DB_QC, "SELECT count(*) FROM celery_job WHERE queue = 'low'"
                                  " AND state = 'done'")[0][0]
                 (high if flood else light).append(_start_latencies(job_times))
@@ -966,7 +968,8 @@ def write_report(results, path, command):
         "## How it is measured",
         "",
         "- Jobs are `queue.celery.bench.noop()` (bench/addons/queue_celery_bench), enqueued with"
-        " `with_delay()` as a settings-admin user (a job manager, not the superuser) from an in-process Odoo; queue_job runs the same no-op"
+        " `with_delay()` as a settings-admin user (a job manager, not the superuser) from an"
+        " in-process Odoo; queue_job runs the same no-op"
         " (bench/addons/queue_job_bench, `@job`).",
         "- Workers: `odoo celery worker --concurrency 2 --pool prefork` on all three queues;"
         " bare Celery: `celery worker --concurrency 2 --pool prefork` (bench/bare_app.py), same"
