@@ -1,9 +1,10 @@
-"""The progress that the Jobs screens show, reported by a job on a real worker.
+"""What the Jobs screens learn live through Odoo's bus, from jobs on a real worker.
 
 Progress is committed on a cursor of its own while the job's REPEATABLE READ transaction
 is still open; the job's final ``done`` UPDATE must not fail on it.
 """
 import json
+import uuid
 
 import pytest
 from conftest import query, wait_for_jobs
@@ -26,3 +27,28 @@ def test_progress_reported_during_a_job_is_kept_and_the_job_ends_done(env, datab
 
 def test_report_progress_outside_a_job_does_nothing(env):
     assert env["celery.job"].report_progress(10, "not in a job") is False
+
+
+def ended_job_notices(database):
+    return {message["id"]: message["state"] for message in (
+        json.loads(text) for text, in query(database, "SELECT message FROM bus_bus"
+                                                      " WHERE message LIKE '%celery.job%'"))
+        if message["type"] == "celery.job"}
+
+
+def test_a_job_end_is_told_its_user_only_while_their_web_client_is_connected(env, database):
+    Record = env["queue.celery.test.record"]
+    unseen = Record.with_delay().make(uuid.uuid4().hex)
+    env.cr.commit()
+    assert wait_for_jobs(database, [unseen.id]) == {unseen.id: "done"}
+    env["bus.presence"].update(0)  # what a web client's poll does
+    env.cr.commit()
+    try:
+        seen = Record.with_delay().make_then_fail(uuid.uuid4().hex)
+        env.cr.commit()
+        assert wait_for_jobs(database, [seen.id]) == {seen.id: "failed"}
+        notices = ended_job_notices(database)
+        assert notices.get(seen.id) == "failed" and unseen.id not in notices
+    finally:
+        env["bus.presence"].search([("user_id", "=", env.uid)]).unlink()
+        env.cr.commit()

@@ -12,6 +12,7 @@ import psycopg2
 import odoo
 from odoo import SUPERUSER_ID, _, api, fields, models
 from odoo.addons.bus.models.bus import json_dump
+from odoo.addons.bus.models.bus_presence import DISCONNECTION_TIMER
 from odoo.exceptions import AccessError, UserError
 
 from .. import encoding
@@ -494,7 +495,8 @@ def mark_done(cr, job, result, exec_time):
 
 def _end(cr, job_id, assignments, params):
     """End the job (``assignments``: SQL with ``params``) and tell its user through Odoo's
-    bus, sent when ``cr`` commits.
+    bus when ``cr`` commits, if a web client of theirs is connected (it polled within
+    Odoo's disconnection delay): nobody else would ever read the notice.
 
     One statement writes both; the wake-up of the longpolling process goes through a
     connection the worker keeps: Odoo's bus would read the job through the ORM and open a
@@ -508,9 +510,14 @@ def _end(cr, job_id, assignments, params):
                " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
                " 'celery.job', 'id', job.id, 'name', job.name, 'state', job.state)::text, " +
                _NOW + ", " + _NOW + ", %s, %s FROM job JOIN res_users u ON u.id = job.user_id"
-               " RETURNING channel", params + (job_id, channel_head, SUPERUSER_ID, SUPERUSER_ID))
-    channel = json.loads(cr.fetchone()[0])
-    cr.after("commit", lambda: _wake_bus([channel]))
+               " JOIN bus_presence p ON p.user_id = job.user_id"
+               " AND p.last_poll > " + _NOW + " - make_interval(secs => %s)"
+               " RETURNING channel", params + (job_id, channel_head, SUPERUSER_ID, SUPERUSER_ID,
+                                               DISCONNECTION_TIMER))
+    row = cr.fetchone()
+    if row:
+        channel = json.loads(row[0])
+        cr.after("commit", lambda: _wake_bus([channel]))
 
 
 _bus_connection = None  # (pid, psycopg2 connection to the "postgres" database)
