@@ -61,12 +61,10 @@ LIST_FIELDS = ["name", "model_name", "method_name", "user_id", "queue", "state",
                "create_date", "date_started", "date_done", "exec_time"]
 NOW_UTC = "(now() at time zone 'UTC')"
 
-# The issue's counts; on a shared 2-core machine they take well over 25 minutes (queue_job
-# runs ~15 jobs/s, the embedded broker ~12), so `make bench` uses FULL unless --issue-counts.
-ISSUE = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
+# The issue's counts: ~25 minutes on a quiet 2-core machine, most of it queue_job (~60 jobs/s).
+FULL = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
              light=30, load_rate=100, load_seconds=10, low=5000, high=20, scale=1000000,
              rss=10000)
-FULL = dict(ISSUE, e2e=2000, e2e_embedded=500, qj_e2e=500, qj_enqueue=1000, rss=3000)
 QUICK = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
              load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300)
 MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss")
@@ -995,10 +993,7 @@ def write_report(results, path, command):
         "- RSS: the sum of the two pool processes' RSS, 1 s after the worker is ready and after"
         " the last job, a fresh worker per run.",
         "",
-        "- Counts: %s. The issue's counts (5,000 end-to-end everywhere, 10,000 enqueued by"
-        " queue_job, RSS over 10,000) are `bench/run.py --issue-counts`: at the rates of a shared"
-        " 2-core machine (queue_job ~18 jobs/s, the embedded broker ~15) they take well over the"
-        " 25 minutes `make bench` is kept to." % ", ".join(
+        "- Counts: %s (the issue's; `--quick` takes small ones for development)." % ", ".join(
             "%s %s" % (key, format(value, ",")) for key, value in results["counts"].items()),
         "",
         "Reproduce: `%s`" % command,
@@ -1018,8 +1013,6 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small counts, for development")
     parser.add_argument("--only", choices=MEASUREMENTS, action="append",
                         help="run only this measurement (repeatable)")
-    parser.add_argument("--issue-counts", action="store_true",
-                        help="issue 6's counts everywhere (an idle machine; well over 25 min)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median; >= 3)")
     parser.add_argument("--brokers", default="redis,rabbitmq,embedded")
     parser.add_argument("--profile", action="store_true",
@@ -1029,7 +1022,7 @@ def main():
     parser.add_argument("--reuse-db", action="store_true",
                         help="keep and reuse the bench databases (development)")
     options = parser.parse_args()
-    counts = QUICK if options.quick else ISSUE if options.issue_counts else FULL
+    counts = QUICK if options.quick else FULL
     if options.report:
         name = "results-quick.json" if options.quick else "results.json"
         results = json.loads((RUN / name).read_text())
