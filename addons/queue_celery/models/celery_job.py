@@ -253,7 +253,10 @@ class CeleryJob(models.Model):
         try:
             return encoding.dumps(dict(self.env.context))
         except ValueError:
-            pass  # rare: drop the entries JSON cannot carry, one by one
+            return encoding.dumps(self._json_safe_context())
+
+    def _json_safe_context(self):
+        """The context less the entries JSON cannot carry (rare: looked at one by one)."""
         context = {}
         for key, value in self.env.context.items():
             try:
@@ -261,7 +264,7 @@ class CeleryJob(models.Model):
             except ValueError:
                 continue
             context[key] = value
-        return encoding.dumps(context)
+        return context
 
     def _dispatches(self):
         return [Dispatch(job.id, job.uuid, job.queue, job.priority,

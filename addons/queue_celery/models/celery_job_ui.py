@@ -44,7 +44,7 @@ class CeleryJob(models.Model):
 
     @api.model_cr
     def init(self):
-        super().init()
+        result = super().init()
         # The worker writes a traceback on each failure (the same text when a job fails the
         # same way again); this keeps a line of each, newest first, without a row per
         # attempt and without any cost on enqueue.
@@ -64,6 +64,7 @@ class CeleryJob(models.Model):
                 FOR EACH ROW WHEN (NEW.exc_info IS NOT NULL)
                 EXECUTE PROCEDURE celery_job_retry_history();
         """, (HISTORY_MAX_CHARS,))
+        return result
 
     @api.multi
     def _compute_progress(self):

@@ -80,11 +80,11 @@ class TestJobScreens(common.TransactionCase):
         self.assertEqual(retry.binding_model_id.model, "celery.job")
         context = {"active_model": "celery.job", "active_ids": jobs.ids, "active_id": jobs[0].id}
         with self.assertRaises(AccessError):
-            retry.sudo(self.user).with_context(context).run()
-        retry.sudo(self.manager).with_context(context).run()
+            retry.sudo(self.user).with_context(**context).run()
+        retry.sudo(self.manager).with_context(**context).run()
         jobs.invalidate_cache()
         self.assertEqual(set(jobs.mapped("state")), {"pending"})
-        cancel.sudo(self.manager).with_context(context).run()
+        cancel.sudo(self.manager).with_context(**context).run()
         jobs.invalidate_cache()
         self.assertEqual(set(jobs.mapped("state")), {"cancelled"})
 
