@@ -1,4 +1,5 @@
 import datetime
+import json
 
 from odoo.exceptions import UserError
 from odoo.tests import common
@@ -23,6 +24,14 @@ class TestEnqueue(common.TransactionCase):
         self.assertEqual(job.company_id, self.env.user.company_id)
         self.assertEqual(job.name, "Comment")
         self.assertTrue(job.uuid and job.celery_task_id)
+
+    def test_the_context_is_saved_less_what_json_cannot_carry(self):
+        job = self.partner.with_context(lang="en_US", tz="UTC", record=self.partner,
+                                        handle=object()).with_delay().toggle_active()
+        context = json.loads(job.context)
+        self.assertEqual((context["lang"], context["tz"]), ("en_US", "UTC"))
+        self.assertIn("record", context)  # a recordset is carried
+        self.assertNotIn("handle", context)
 
     def test_with_delay_names_the_job_after_the_method_and_allows_private_methods(self):
         job = self.partner.with_delay(countdown=60)._compute_display_name()
