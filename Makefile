@@ -47,7 +47,7 @@ test-odoo: setup
 
 test-faults: setup
 	@scripts/ensure-services --brokers
-	$(PY) scripts/run-tests -m faults
+	$(PY) scripts/run-tests --faults
 
 bench: setup
 	$(VENV)/bin/pip install -q -r bench/requirements.txt
