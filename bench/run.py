@@ -62,11 +62,11 @@ LIST_FIELDS = ["name", "model_name", "method_name", "user_id", "queue", "state",
 NOW_UTC = "(now() at time zone 'UTC')"
 
 # The issue's counts: ~25 minutes on a quiet 2-core machine, most of it queue_job (~60 jobs/s).
-FULL = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
-             light=30, load_rate=100, load_seconds=10, low=5000, high=20, scale=1000000,
-             rss=10000)
-QUICK = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
-             load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300)
+ISSUE_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
+                    light=30, load_rate=100, load_seconds=10, low=5000, high=20,
+                    scale=1000000, rss=10000)
+QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
+                    load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300)
 MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss")
 
 _processes = []
@@ -1022,7 +1022,7 @@ def main():
     parser.add_argument("--reuse-db", action="store_true",
                         help="keep and reuse the bench databases (development)")
     options = parser.parse_args()
-    counts = QUICK if options.quick else FULL
+    counts = QUICK_COUNTS if options.quick else ISSUE_COUNTS
     if options.report:
         name = "results-quick.json" if options.quick else "results.json"
         results = json.loads((RUN / name).read_text())

@@ -391,6 +391,14 @@ _CLAIMED_COLUMNS = ("user_id", "model_name", "method_name", "record_ids", "args"
                     "time_limit")
 
 
+def _mark_started(extra_assignments, condition):
+    """The UPDATE that marks a job started by a worker (parameters: hostname, pid, then
+    those of ``extra_assignments`` and ``condition``), returning ``_CLAIMED_COLUMNS``."""
+    return ("UPDATE celery_job SET state = 'started', date_started = " + _NOW + ","
+            " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
+            " WHERE " + condition + " RETURNING " + ", ".join(_CLAIMED_COLUMNS))
+
+
 class ClaimedJob:
     """A job a worker has locked and marked started: what running it needs."""
 
@@ -414,16 +422,13 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     # may predate the commit of a worker that ran the job meanwhile and then let go of the
     # lock; PostgreSQL then checks the condition again on the row as that worker left it
     # (READ COMMITTED), and the CASE takes the lock only on a row that still waits.
-    cr.execute("UPDATE celery_job SET state = 'started', date_started = " + _NOW + ","
-               " worker_hostname = %s, worker_pid = %s, date_done = NULL"
-               " WHERE uuid = %s AND CASE WHEN celery_task_id = %s"
-               " AND state IN ('pending', 'enqueued') AND (eta IS NULL OR eta <= " + _NOW + ")"
-               " THEN pg_try_advisory_lock(%s, id) ELSE false END"
-               " RETURNING id, " + ", ".join(_CLAIMED_COLUMNS),
-               (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
+    cr.execute(_mark_started("", "uuid = %s AND CASE WHEN celery_task_id = %s"
+                                 " AND state IN ('pending', 'enqueued') AND (eta IS NULL OR eta <= "
+                                 + _NOW + ") THEN pg_try_advisory_lock(%s, id) ELSE false END")
+               + ", id", (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
     row = cr.fetchone()
     if row:
-        return ClaimedJob(row[0], job_uuid, row[1:])
+        return ClaimedJob(row[-1], job_uuid, row[:-1])
     # A lock the check above took on a row it then found changed is let go.
     cr.execute("SELECT pg_advisory_unlock_all()")
     cr.execute("SELECT id, pg_try_advisory_lock(%s, id) FROM celery_job WHERE uuid = %s",
@@ -478,10 +483,8 @@ def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
         if republish:
             publish_committed(cr.dbname, [republish])
         return None
-    cr.execute("UPDATE celery_job SET state = 'started', retry_count = %s, date_started = " +
-               _NOW + ", worker_hostname = %s, worker_pid = %s, date_done = NULL"
-               " WHERE id = %s RETURNING " + ", ".join(_CLAIMED_COLUMNS),
-               (retry_count, hostname, pid, job_id))
+    cr.execute(_mark_started(", retry_count = %s", "id = %s"),
+               (hostname, pid, retry_count, job_id))
     return cr.fetchone()
 
 
