@@ -286,7 +286,7 @@ def summarise_profiles(spies, top=40):
 
 
 def embedded_url():
-    from odoo.addons.queue_celery import celeryapp
+    from odoo.addons.queue_celery.core import celeryapp
     use_broker("")
     return celeryapp.broker_url()
 
@@ -355,7 +355,7 @@ def jobs_done_check(dbname, table, count):
 
 
 def purge_broker(broker, names=("high", "default", "low", "bare")):
-    from odoo.addons.queue_celery import celeryapp
+    from odoo.addons.queue_celery.core import celeryapp
     use_broker(BROKERS[broker])
     app = celeryapp.celery_app()
     with app.connection_for_write() as conn:
@@ -387,7 +387,7 @@ def delete_broker_queues():
 def measure_e2e(counts, runs, brokers):
     """End-to-end: jobs enqueued (100 per transaction) and run by a 2-process worker, from
     the first enqueue until the last is done; bare Celery no-op tasks beside it."""
-    from odoo.addons.queue_celery import celeryapp  # noqa: F401  (odoopg transport alias)
+    from odoo.addons.queue_celery.core import celeryapp  # noqa: F401  (odoopg transport alias)
     results = {}
     for broker in brokers:
         count = counts["e2e_embedded" if broker == "embedded" else "e2e"]
@@ -699,7 +699,7 @@ def measure_rss(counts, runs):
     """Pool processes' RSS before and after N jobs (Redis, 2 processes, fresh worker each run)."""
     count = counts["rss"]
     use_broker(BROKERS["redis"])
-    from odoo.addons.queue_celery import celeryapp  # noqa: F401
+    from odoo.addons.queue_celery.core import celeryapp  # noqa: F401
     ours, theirs = [], []
     done_file = RUN / "bare-done.bin"
     bare_app = celery.Celery("bare-publisher", broker=BROKERS["redis"], set_as_current=False)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_abuse import Client, server  # noqa: F401 (the module's server fixture)
 
-from odoo.addons.queue_celery import encoding
+from odoo.addons.queue_celery.core import encoding
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
            | st.binary(max_size=4) | st.decimals() | st.dates()

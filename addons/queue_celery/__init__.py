@@ -1,7 +1,7 @@
 from . import cli
 from . import models
 from .deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
-from .exceptions import RetryableJobError
+from .core.exceptions import RetryableJobError
 
 __all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError"]
 

@@ -18,8 +18,8 @@ from celery.worker import state
 from odoo.service import server
 from odoo.tools import config
 
-from .celeryapp import option
-from .worker import run_worker
+from .core.celeryapp import option
+from .core.worker import run_worker
 
 _logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import sys
 import odoo
 from odoo.cli import Command
 
-from ..worker import run_worker
+from ..core.worker import run_worker
 
 
 class Celery(Command):

@@ -15,8 +15,8 @@ from odoo.addons.bus.models.bus import json_dump
 from odoo.addons.bus.models.bus_presence import DISCONNECTION_TIMER
 from odoo.exceptions import AccessError, UserError
 
-from .. import encoding
-from ..celeryapp import (
+from ..core import encoding
+from ..core.celeryapp import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
     QUEUES,

@@ -1,7 +1,7 @@
 import datetime
 from decimal import Decimal
 
-from odoo.addons.queue_celery import encoding
+from odoo.addons.queue_celery.core import encoding
 from odoo.tests import common
 
 

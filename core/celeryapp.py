@@ -206,7 +206,7 @@ def publish_committed(dbname, dispatches):
     """Publish jobs whose state is committed, and record what came of it."""
     import odoo
 
-    from .models.celery_job import record_dispatch
+    from ..models.celery_job import record_dispatch
 
     try:
         published, deferred = publish(dbname, dispatches)

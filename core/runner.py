@@ -16,7 +16,7 @@ from odoo import api
 from . import encoding
 from .celeryapp import publish_committed
 from .exceptions import JobTimeLimitExceeded, RetryableJobError
-from .models import celery_job
+from ..models import celery_job
 
 _logger = logging.getLogger(__name__)
 
