@@ -1,43 +1,20 @@
-"""The Celery application, built in one place from odoo.conf, and publishing jobs.
+"""The Celery application of this process, built from the settings, and publishing jobs.
 
-odoo.conf options (section ``[options]``):
-
-``celery_broker_url``
-    A Celery broker URL (``redis://...``, ``amqp://...``). Empty: the embedded
-    broker, kombu over Odoo's own PostgreSQL, in database ``celery_broker_db``.
-``celery_broker_db``
-    The embedded broker's database (default ``queue_celery_broker``).
-``celery_broker_polling_interval``
-    Seconds between polls of an empty queue on the embedded broker (default 0.02;
-    kombu also waits this long once a worker's prefetch window is full).
-``celery_queue_prefix``
-    Prefix of the broker's queue names, for Odoo instances sharing a broker
-    (default ``odoo.``: queues ``odoo.high``, ``odoo.default``, ``odoo.low``).
-``celery_eta_window``
-    A job due within this many seconds is handed to the broker with its eta; a
-    later one waits in the database for the sweeper (default 300), so a long eta
-    never depends on the broker's visibility timeout.
-``celery_retry_backoff``
-    Base of the exponential backoff between retries, in seconds (default 5).
-``celery_task_events``
-    Send Celery task events, for Flower and ``celery events`` (default False).
-``celery_max_arguments_size``
-    Bytes the JSON of a job's arguments may take (default 5 MiB).
-``celery_job_time_limit``
-    Seconds a job may run before it fails, unless the job says otherwise (default 3600).
+Publishing needs only the task's name: the task itself is registered by the worker
+(``worker.py``), the one kind of process that runs it.
 """
-import collections
 import datetime
 import logging
 import os
-import time
 
-import psycopg2
 from celery import Celery
-from celery.exceptions import Reject
 from kombu import Queue
 
 from odoo.tools import config
+
+from .. import odoo_version
+from . import broker, jobstore
+from .settings import option
 
 _logger = logging.getLogger(__name__)
 
@@ -47,36 +24,21 @@ TASK_NAME = "queue_celery.run_job"
 MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
 
-# What publishing needs of a job; eta is a naive UTC datetime or None.
-Dispatch = collections.namedtuple("Dispatch", "id uuid queue priority eta task_id")
-
-
-def option(name, default):
-    """The odoo.conf option ``celery_<name>``, or ``default`` when it is not set."""
-    value = config.get("celery_" + name)
-    if value in (None, "", False):
-        return default
-    if isinstance(default, bool):
-        return str(value).lower() in ("1", "true", "yes", "on")
-    return type(default)(value)
-
 
 def queue_name(queue):
     """The broker's name of the job queue ``queue`` (one of QUEUES)."""
-    return option("queue_prefix", "odoo.") + queue
+    return option("queue_prefix") + queue
 
 
 def broker_url():
     """The configured broker URL, or the embedded broker's on Odoo's PostgreSQL."""
-    url = option("broker_url", "")
+    url = option("broker_url")
     if url:
         return url
-    from . import broker
-
     dsn = {key: value for key, value in (
         ("host", config["db_host"]), ("port", config["db_port"]),
         ("user", config["db_user"]), ("password", config["db_password"])) if value}
-    dbname = option("broker_db", "queue_celery_broker")
+    dbname = option("broker_db")
     broker.ensure_database(dsn, dbname)
     auth = "%s%s@" % (dsn.get("user", ""), ":" + dsn["password"] if "password" in dsn else "")
     host = "" if "host" not in dsn else dsn["host"] + (":%s" % dsn["port"] if "port" in dsn else "")
@@ -90,19 +52,14 @@ def is_embedded(url):
 
 
 def build_app():
-    """The Celery application of this process, configured from odoo.conf."""
-    from . import runner
-
+    """A Celery application configured from the settings."""
     url = broker_url()
     transport_options = {"visibility_timeout": 3600}
     if url.startswith("redis"):
         transport_options.update(queue_order_strategy="priority",
                                  priority_steps=list(range(MAX_PRIORITY + 1)))
     elif is_embedded(url):
-        from . import broker
-
-        transport_options["polling_interval"] = option("broker_polling_interval",
-                                                       broker.Transport.polling_interval)
+        transport_options["polling_interval"] = option("broker_polling_interval")
     app = Celery("queue_celery", set_as_current=False)
     app.conf.update(
         broker_url=url,
@@ -119,7 +76,7 @@ def build_app():
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        worker_send_task_events=option("task_events", False),
+        worker_send_task_events=option("task_events"),
         task_queues=[Queue(queue_name(queue), routing_key=queue_name(queue),
                            queue_arguments={"x-max-priority": MAX_PRIORITY + 1})
                      for queue in QUEUES],
@@ -127,32 +84,19 @@ def build_app():
         enable_utc=True,
         timezone="UTC",
     )
-
-    @app.task(name=TASK_NAME, bind=True)
-    def run_job(task, dbname, job_uuid):
-        """Run the job ``job_uuid`` of database ``dbname`` (see runner.run_job)."""
-        try:
-            runner.run_job(dbname, job_uuid, task.request.id, task.request.hostname)
-        except psycopg2.OperationalError as error:
-            _logger.warning("job %s: PostgreSQL unreachable (%s), message requeued",
-                            job_uuid, str(error).strip())
-            time.sleep(1)  # do not spin while the database restarts
-            raise Reject(str(error), requeue=True)
-
     return app
 
 
-_app = None
-_app_key = None
+_app = None  # (key, app): rebuilt in a forked process or for another broker
 
 
 def celery_app():
-    """This process's Celery application, rebuilt in a forked process or a new broker."""
-    global _app, _app_key
-    key = (os.getpid(), option("broker_url", ""), option("queue_prefix", "odoo."))
-    if _app is None or _app_key != key:
-        _app, _app_key = build_app(), key
-    return _app
+    """This process's Celery application."""
+    global _app
+    key = (os.getpid(), option("broker_url"), option("queue_prefix"))
+    if _app is None or _app[0] != key:
+        _app = (key, build_app())
+    return _app[1]
 
 
 def _message_priority(url, priority):
@@ -167,7 +111,7 @@ def publish(dbname, dispatches):
     """
     app = celery_app()
     now = datetime.datetime.utcnow()
-    window = datetime.timedelta(seconds=option("eta_window", 300))
+    window = datetime.timedelta(seconds=option("eta_window"))
     published, deferred = [], []
     with app.producer_or_acquire() as producer:
         for job in dispatches:
@@ -185,38 +129,41 @@ def publish(dbname, dispatches):
 
 
 def publish_after_commit(cr, dispatches):
-    """Publish jobs once ``cr``'s transaction commits; never if it rolls back."""
+    """Publish jobs once ``cr``'s transaction commits, those of them it committed; never
+    if it rolls back."""
     pending = getattr(cr, "_celery_dispatches", None)
     if pending is None:
         pending = cr._celery_dispatches = []
 
         def on_commit():
             del cr._celery_dispatches
-            publish_committed(cr.dbname, pending)
+            publish_committed(cr.dbname, pending, check=True)
 
         def on_rollback():
             del cr._celery_dispatches
 
-        cr.after("commit", on_commit)
-        cr.after("rollback", on_rollback)
+        odoo_version.after_commit(cr, on_commit, on_rollback)
     pending.extend(dispatches)
 
 
-def publish_committed(dbname, dispatches):
-    """Publish jobs whose state is committed, and record what came of it."""
-    import odoo
+def publish_committed(dbname, dispatches, check=False):
+    """Publish jobs whose state is committed, and record what came of it.
 
-    from ..models.celery_job import record_dispatch
-
-    try:
-        published, deferred = publish(dbname, dispatches)
-    except Exception:
-        _logger.warning("publishing failed: %d job(s) stay pending for the sweeper",
-                        len(dispatches), exc_info=True)
-        published, deferred = [], []
-        failed = [job.id for job in dispatches]
-    else:
-        failed = []
-    # READ COMMITTED: a worker may already have moved these jobs on; they are left as they are.
-    with odoo.sql_db.db_connect(dbname).cursor(serialized=False) as cr:
-        record_dispatch(cr, published, deferred, failed)
+    ``check``: publish only the jobs the database holds as they are in ``dispatches`` (the
+    transaction that wrote them may have rolled some back to a savepoint).
+    """
+    with odoo_version.read_committed_cursor(dbname) as cr:
+        if check:
+            dispatches = jobstore.committed(cr, dispatches)
+        if not dispatches:
+            return
+        try:
+            published, deferred = publish(dbname, dispatches)
+        except Exception:
+            _logger.warning("publishing failed: %d job(s) stay pending for the sweeper",
+                            len(dispatches), exc_info=True)
+            published, deferred, failed = [], [], [job.id for job in dispatches]
+        else:
+            failed = []
+        # READ COMMITTED: a worker may already have moved these jobs on; they stay as they are.
+        jobstore.record_dispatch(cr, published, deferred, failed)

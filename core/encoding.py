@@ -13,9 +13,14 @@ from decimal import Decimal
 from odoo import models
 
 TYPE_KEY = "__type__"
+# Deeper nesting is refused: Python's own recursion limit would end it with a RecursionError.
+MAX_DEPTH = 100
 
 
-def _encode(value, path):
+def _encode(value, path, depth=0):
+    if depth > MAX_DEPTH:
+        raise ValueError("%s: nested more than %d deep" % (path, MAX_DEPTH))
+    depth += 1
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, str):
@@ -29,9 +34,9 @@ def _encode(value, path):
             raise ValueError("%s: %r cannot be carried by JSON" % (path, value))
         return value
     if isinstance(value, list):
-        return [_encode(item, "%s[%d]" % (path, i)) for i, item in enumerate(value)]
+        return [_encode(item, "%s[%d]" % (path, i), depth) for i, item in enumerate(value)]
     if isinstance(value, tuple):
-        return {TYPE_KEY: "tuple", "items": [_encode(item, "%s[%d]" % (path, i))
+        return {TYPE_KEY: "tuple", "items": [_encode(item, "%s[%d]" % (path, i), depth)
                                              for i, item in enumerate(value)]}
     if isinstance(value, dict):
         if TYPE_KEY in value:
@@ -40,7 +45,7 @@ def _encode(value, path):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError("%s: dict key %r is not a string" % (path, key))
-            encoded[key] = _encode(item, "%s[%r]" % (path, key))
+            encoded[key] = _encode(item, "%s[%r]" % (path, key), depth)
         return encoded
     if isinstance(value, models.BaseModel):
         return {TYPE_KEY: "recordset", "model": value._name, "ids": list(value.ids)}
@@ -62,6 +67,23 @@ def _encode(value, path):
 def dumps(value, path="value"):
     """Encode ``value`` as JSON text; ``ValueError`` names what cannot be carried."""
     return json.dumps(_encode(value, path), separators=(",", ":"))
+
+
+def carried(mapping):
+    """The entries of ``mapping`` that JSON can carry (a context holds a few that it cannot)."""
+    try:
+        dumps(mapping)
+        return dict(mapping)
+    except ValueError:
+        return {key: value for key, value in mapping.items() if _carries(value)}
+
+
+def _carries(value):
+    try:
+        dumps(value)
+    except ValueError:
+        return False
+    return True
 
 
 def loads(text, env=None):

@@ -5,18 +5,17 @@ import signal
 import threading
 import time
 import traceback
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import psycopg2
 from psycopg2 import errorcodes
 
 import odoo
-from odoo import api
 
-from . import encoding
+from .. import odoo_version
+from . import encoding, jobstore, worker_process
 from .celeryapp import publish_committed
 from .exceptions import JobTimeLimitExceeded, RetryableJobError
-from ..models import celery_job
 
 _logger = logging.getLogger(__name__)
 
@@ -32,10 +31,11 @@ def run_job(dbname, job_uuid, task_id, worker_name):
     A message for an unknown database or job, a finished job, a job running
     elsewhere or a job published again since is dropped with a log line.
     """
+    process = worker_process.current()
     try:
-        registry = _registry(dbname)
-    except psycopg2.OperationalError as error:
-        if "does not exist" not in str(error):
+        registry = process.registry(dbname)
+    except psycopg2.OperationalError:
+        if _database_exists(dbname):
             raise  # PostgreSQL is unreachable: the message goes back to the queue
         _logger.warning("job %s: database %r does not exist, message dropped", job_uuid, dbname)
         return
@@ -43,133 +43,128 @@ def run_job(dbname, job_uuid, task_id, worker_name):
         _logger.warning("job %s: database %r cannot be opened, message dropped",
                         job_uuid, dbname, exc_info=True)
         return
-    control, cr = _cursors(dbname, registry)
+    control, cr = process.cursors(dbname, registry)
+    retry = None
     try:
-        with api.Environment.manage():
-            job = celery_job.claim(control, job_uuid, task_id, worker_name, os.getpid())
-            if job is None:
-                return
-            try:
-                retry = _execute(cr, control, job)
-            finally:
-                celery_job.release(control, job.id)
+        job = jobstore.claim(control, job_uuid, task_id, worker_name, os.getpid())
+        if isinstance(job, jobstore.Dropped):
+            _logger.info("job %s: message dropped, %s", job_uuid, job.reason)
+            process.wake_bus(job.notices)
+            if job.republish:
+                publish_committed(dbname, [job.republish])
+            return
+        try:
+            if job.early_by:
+                time.sleep(job.early_by)  # Celery's timer handed the eta task over early
+            process.running_job = (dbname, job.id)
+            retry = _execute(process, cr, control, job)
+        finally:
+            process.running_job = None
+            jobstore.release(control, job.id)
     except Exception:
-        _forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
+        process.forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
         raise
     if retry:
         publish_committed(dbname, [retry])
     registry.signal_changes()
 
 
-_kept_cursors = {}  # (pid, dbname): the cursors of this worker process
+def _database_exists(dbname):
+    """Whether PostgreSQL has ``dbname`` (raises when PostgreSQL cannot be reached)."""
+    with odoo_version.read_committed_cursor("postgres") as cr:
+        cr.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+        return bool(cr.fetchone())
 
 
-def _cursors(dbname, registry):
-    """This process's two cursors on ``dbname``, kept from job to job (a new cursor costs a
-    round trip that resets its connection).
-
-    The control cursor moves the job's state and its connection holds the job's lock while
-    it runs. It is in autocommit mode, each statement committing alone, with asynchronous
-    commits: a 'started' that a crash of PostgreSQL loses leaves the job waiting, to run
-    again, and the job's own durable commit takes the earlier ones to disk with it (the WAL
-    is written in order). The job's work runs on the other, an ordinary Odoo cursor.
-    """
-    key = (os.getpid(), dbname)
-    if key not in _kept_cursors:
-        control = odoo.sql_db.db_connect(dbname).cursor(serialized=False)
-        control.autocommit(True)
-        control.execute("SET synchronous_commit = off")
-        _kept_cursors[key] = (control, registry.cursor())
-    return _kept_cursors[key]
-
-
-def _forget_cursors(dbname):
-    """Close this process's cursors on ``dbname``, with any lock their connections hold."""
-    for cr in _kept_cursors.pop((os.getpid(), dbname), ()):
-        with suppress(psycopg2.Error):
-            cr.rollback()
-            cr.execute("SELECT pg_advisory_unlock_all()")
-            cr.close()
-
-
-_signaling_checked = {}  # dbname: time.monotonic() of the last check
-
-
-def _registry(dbname):
-    """The registry of ``dbname``, checked for changes (module updates, caches) once a second."""
-    registry = odoo.registry(dbname)
-    if time.monotonic() - _signaling_checked.get(dbname, 0) >= 1:
-        registry = registry.check_signaling()
-        _signaling_checked[dbname] = time.monotonic()
-    return registry
-
-
-def _execute(cr, control, job):
-    """Run the job and record how it ended; return its retry's Dispatch when it is to run again."""
+def _execute(process, cr, control, job):
+    """Run the job and record how it ended; return its retry's Dispatch when it is to run
+    again. Everything the job needs is decoded here, so that bad stored data fails the job
+    at once with the real reason."""
     started = time.monotonic()
-    context = dict(encoding.loads(job.context), celery_job_uuid=job.uuid)
-    # The company the job was enqueued in, whatever the user's current one is now.
-    context.setdefault("force_company", job.company_id)
-    env = api.Environment(cr, job.user_id, context)
     try:
-        records = env[job.model_name].browse(encoding.loads(job.record_ids))
-        missing = records - records.exists()
-        if missing:
-            raise odoo.exceptions.MissingError(
-                "The job's records %s(%s) were deleted before it ran."
-                % (job.model_name, ", ".join(map(str, missing.ids))))
-        args = encoding.loads(job.args, env)
-        kwargs = encoding.loads(job.kwargs, env)
-        with time_limit(job.time_limit):
-            result = getattr(records, job.method_name)(*args, **kwargs)
-        # Done is written with the job's work: both commit, or neither.
-        celery_job.mark_done(cr, job, _encode_result(result), time.monotonic() - started)
-        cr.commit()
+        if not job.user_active:
+            raise odoo.exceptions.UserError(
+                "The user (id %d) who enqueued this job is archived: it does not run as them."
+                % job.user_id)
+        context = dict(encoding.loads(job.context), celery_job_uuid=job.uuid,
+                       **odoo_version.company_context(job.company_id))
+        with odoo_version.environment(cr, job.user_id, context) as env:
+            records = env[job.model_name].browse(encoding.loads(job.record_ids))
+            missing = records - records.exists()
+            if missing:
+                raise odoo.exceptions.MissingError(
+                    "The job's records %s(%s) were deleted before it ran."
+                    % (job.model_name, ", ".join(map(str, missing.ids))))
+            args = encoding.loads(job.args, env)
+            kwargs = encoding.loads(job.kwargs, env)
+            with time_limit(cr, job.time_limit):
+                result = getattr(records, job.method_name)(*args, **kwargs)
+            # Done is written with the job's work: both commit, or neither.
+            notices = jobstore.mark_done(cr, job.id, _encode_result(result),
+                                         time.monotonic() - started)
+            if notices is None:
+                cr.rollback()  # the job was moved on meanwhile: its work is not kept
+                return None
+            cr.commit()
+        process.wake_bus(notices)
         _logger.debug("job %s done", job.uuid)
     except RetryableJobError as error:
         cr.rollback()
         if error.ignore_retry or job.retry_count < job.max_retries:
-            return celery_job.mark_retry(control, job, traceback.format_exc(), error.seconds)
-        else:
-            celery_job.mark_failed(control, job, "Retries used up (%d).\n%s"
-                                   % (job.max_retries, traceback.format_exc()),
-                                   time.monotonic() - started)
+            return jobstore.mark_retry(control, job, traceback.format_exc(), error.seconds)
+        _fail(process, control, job, "Retries used up (%d).\n%s"
+              % (job.max_retries, traceback.format_exc()), started)
     except Exception as error:
         cr.rollback()
         if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
                 and job.retry_count < job.max_retries):
-            return celery_job.mark_retry(control, job, traceback.format_exc())
-        else:
-            _logger.info("job %s failed: %s", job.uuid, error)
-            reason = traceback.format_exc()
-            if isinstance(error, MemoryError):
-                reason = ("The job ran out of memory (the worker's limit_memory_hard is %d MB)."
-                          "\n%s" % (odoo.tools.config["limit_memory_hard"] // 2 ** 20, reason))
-            celery_job.mark_failed(control, job, reason, time.monotonic() - started)
+            return jobstore.mark_retry(control, job, traceback.format_exc())
+        _logger.info("job %s failed: %s", job.uuid, error)
+        _fail(process, control, job, _failure_reason(error, job), started)
     finally:
-        env.clear()
         cr.cache.clear()  # the cursor serves the next job too
     return None
 
 
+def _fail(process, control, job, reason, started):
+    process.wake_bus(jobstore.fail(control, job.id, reason, time.monotonic() - started))
+
+
+def _failure_reason(error, job):
+    reason = traceback.format_exc()
+    if isinstance(error, MemoryError):
+        return ("The job ran out of memory (the worker's limit_memory_hard is %d MB).\n%s"
+                % (odoo.tools.config["limit_memory_hard"] // 2 ** 20, reason))
+    if isinstance(error, psycopg2.errors.QueryCanceled):
+        return ("The job ran past its time limit of %s s while waiting on the database.\n%s"
+                % (job.time_limit, reason))
+    return reason
+
+
 @contextmanager
-def time_limit(seconds):
-    """Raise JobTimeLimitExceeded in the job after ``seconds`` (in a main thread only,
-    where SIGALRM lands; a worker's watchdog covers a job stuck outside Python)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def time_limit(cr, seconds):
+    """Bound the job to ``seconds``: JobTimeLimitExceeded in Python code (a SIGALRM, in a
+    main thread only), and the statement it waits on cancelled (a row lock, a long query),
+    so that a job ends within its limit whatever it waits on."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        def expire(_signum, _frame):
+            raise JobTimeLimitExceeded("The job ran past its time limit of %s s." % seconds)
 
-    def expire(_signum, _frame):
-        raise JobTimeLimitExceeded("The job ran past its time limit of %s s." % seconds)
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    # A cancel request reaches PostgreSQL while this thread waits in libpq, where no Python
+    # signal handler can run; one that arrives while no statement runs is ignored.
+    canceller = threading.Timer(seconds, odoo_version.connection(cr).cancel)
+    canceller.daemon = True
+    canceller.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        canceller.cancel()
+        if in_main_thread:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 def _encode_result(result):

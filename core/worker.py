@@ -2,17 +2,20 @@
 import logging
 import os
 import sys
+import time
 
 import psutil
+import psycopg2
 from celery import signals
+from celery.exceptions import Reject
 from celery.utils.nodenames import default_nodename, host_format
 from celery.worker import state
 
-import odoo
-from odoo import SUPERUSER_ID, api
 from odoo.tools import config
 
-from .celeryapp import QUEUES, celery_app, queue_name
+from .. import odoo_version
+from . import runner, worker_process
+from .celeryapp import QUEUES, TASK_NAME, celery_app, queue_name
 
 _logger = logging.getLogger(__name__)
 
@@ -26,8 +29,7 @@ def sweep(dbnames):
     """Run the sweeper of each database now (as a worker starts)."""
     for dbname in dbnames:
         try:
-            with api.Environment.manage(), odoo.registry(dbname).cursor() as cr:
-                api.Environment(cr, SUPERUSER_ID, {})["celery.job"]._cron_sweep()
+            odoo_version.run_sweeper(dbname)
         except Exception:
             _logger.warning("sweeper of database %s failed at worker start", dbname, exc_info=True)
 
@@ -44,6 +46,17 @@ def keep_odoo_logging(**_kwargs):
     """A receiver of Celery's setup_logging: having one tells Celery not to set up logging."""
 
 
+def run_job_task(task, dbname, job_uuid):
+    """The Celery task: run the job ``job_uuid`` of database ``dbname`` (runner.run_job)."""
+    try:
+        runner.run_job(dbname, job_uuid, task.request.id, task.request.hostname)
+    except psycopg2.OperationalError as error:
+        _logger.warning("job %s: PostgreSQL unreachable (%s), message requeued",
+                        job_uuid, str(error).strip())
+        time.sleep(1)  # do not spin while the database restarts
+        raise Reject(str(error), requeue=True) from error
+
+
 def run_worker(queues, concurrency, pool, hostname, loglevel="INFO", recycle=False):
     """Run a Celery worker on the job ``queues`` in this process; return its exit code.
 
@@ -55,9 +68,15 @@ def run_worker(queues, concurrency, pool, hostname, loglevel="INFO", recycle=Fal
     dbnames = served_databases()
     # Registries loaded before the pool forks are shared by its processes; connections are not.
     for dbname in dbnames:
-        odoo.registry(dbname)
-    odoo.sql_db.close_all()
+        odoo_version.registry(dbname)
+    odoo_version.close_all_connections()
     app = celery_app()
+    app.task(name=TASK_NAME, bind=True)(run_job_task)
+    # Each process that runs jobs keeps its own state: a pool's children, or a solo worker.
+    for started in (signals.worker_process_init, signals.worker_init):
+        started.connect(worker_process.open_process, weak=False)
+    for stopped in (signals.worker_process_shutdown, signals.worker_shutdown):
+        stopped.connect(worker_process.close_process, weak=False)
     # Odoo has configured logging (odoo.conf's log options): Celery keeps its hands off.
     signals.setup_logging.connect(keep_odoo_logging, weak=False)
     if recycle:

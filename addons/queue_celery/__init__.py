@@ -1,7 +1,8 @@
 from . import cli
+from . import controllers
 from . import models
-from .deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
 from .core.exceptions import RetryableJobError
+from .deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
 
 __all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError"]
 

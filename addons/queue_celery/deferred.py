@@ -1,15 +1,13 @@
-"""The seed's shell API: ``Deferred(dbname, uid, model_name, method_name, args, kwargs)``."""
-import odoo
-from odoo import api
+"""``Deferred(dbname, uid, model_name, method_name, args, kwargs)``: enqueue from any code,
+a shell included, in a transaction of its own."""
+from . import odoo_version
 
 
 def _deferred(queue):
     def deferred(dbname, uid, model_name, method_name, args=(), kwargs=None, **options):
         """Enqueue ``model_name.method_name(*args, **kwargs)`` as user ``uid`` on the
         ``%s`` queue, in a transaction of its own; return the job's id."""
-        registry = odoo.registry(dbname)
-        with api.Environment.manage(), registry.cursor() as cr:
-            env = api.Environment(cr, uid, {})
+        with odoo_version.new_environment(dbname, uid) as env:
             return env["celery.job"].enqueue(model_name, method_name, args=args, kwargs=kwargs,
                                              queue=queue, **options).id
 

@@ -18,7 +18,7 @@ from celery.worker import state
 from odoo.service import server
 from odoo.tools import config
 
-from .core.celeryapp import option
+from .core.settings import option
 from .core.worker import run_worker
 
 _logger = logging.getLogger(__name__)
@@ -83,15 +83,16 @@ WORKER_CLASSES = (HighPriorityCeleryWorker, DefaultCeleryWorker, LowPriorityCele
 def process_spawn(self):
     """PreforkServer.process_spawn, plus the Celery workers each queue is short of."""
     process_spawn.odoo(self)
+    celery_workers = self.__dict__.setdefault("celery_workers", {})
     for klass in WORKER_CLASSES:
-        workers = self.celery_workers.setdefault(klass, {})
-        while len(workers) < option("workers_" + klass.queue, 1):
+        workers = celery_workers.setdefault(klass, {})
+        while len(workers) < option("workers_" + klass.queue):
             self.worker_spawn(klass, workers)
 
 
 def worker_pop(self, pid):
     """PreforkServer.worker_pop, forgetting Celery workers too."""
-    for workers in self.celery_workers.values():
+    for workers in self.__dict__.get("celery_workers", {}).values():
         workers.pop(pid, None)
     worker_pop.odoo(self, pid)
 
@@ -99,8 +100,7 @@ def worker_pop(self, pid):
 def install():
     """Teach Odoo's prefork server to fork Celery workers (once per process)."""
     prefork = server.PreforkServer
-    if getattr(prefork, "celery_workers", None) is not None:
+    if prefork.process_spawn is process_spawn:
         return
-    prefork.celery_workers = {}
     process_spawn.odoo, prefork.process_spawn = prefork.process_spawn, process_spawn
     worker_pop.odoo, prefork.worker_pop = prefork.worker_pop, worker_pop

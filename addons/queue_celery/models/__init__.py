@@ -1,3 +1,4 @@
 from . import base
 from . import celery_job
-from . import celery_job_ui
+from . import celery_job_progress
+from . import res_users

@@ -1,7 +1,7 @@
 import datetime
 import json
 
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import common
 
 
@@ -42,24 +42,47 @@ class TestEnqueue(common.TransactionCase):
 
     def test_bad_input_is_refused_and_writes_nothing(self):
         before = self.Job.search_count([])
+        nested = []
+        for _level in range(500):
+            nested = [nested]
         for call, message in (
                 (lambda: self.Job.enqueue("no.such.model", "search"), "Unknown model"),
                 (lambda: self.Job.enqueue("res.partner", "no_such_method"), "has no method"),
                 (lambda: self.Job.enqueue("res.partner", "name"), "has no method"),
-                (lambda: self.Job.enqueue("res.partner", "_compute_display_name"), "Private method"),
                 (lambda: self.Job.enqueue("res.partner", "search", args=[object()]), r"args\[0\]"),
                 (lambda: self.Job.enqueue("res.partner", "search", kwargs={"x": {1}}), r"kwargs\['x'\]"),
                 (lambda: self.Job.enqueue("res.partner", "search", queue="urgent"), "Unknown queue"),
-                (lambda: self.Job.enqueue("res.partner", "search", priority=10), "Priority"),
+                (lambda: self.Job.enqueue("res.partner", "search", priority=10), "priority must be an integer"),
                 (lambda: self.Job.enqueue("res.partner", "search", max_retries=-1), "max_retries"),
-                (lambda: self.Job.enqueue("res.partner", "search", eta="tomorrow"), "not a datetime"),
+                (lambda: self.Job.enqueue("res.partner", "search", eta="tomorrow"), "not a date and time"),
                 (lambda: self.Job.enqueue("res.partner", "search", eta="2030-01-01 00:00:00",
                                           countdown=5), "not both"),
                 (lambda: self.Job.enqueue("res.partner", "read", record_ids=["1"]), "record_ids"),
+                (lambda: self.Job.enqueue("res.partner", "search", args="abc"), "args must be a list"),
+                (lambda: self.Job.enqueue("res.partner", "search", kwargs=[1]), "kwargs must be a dict"),
+                (lambda: self.Job.enqueue("res.partner", 42), "method_name must be"),
+                (lambda: self.Job.enqueue("res.partner", "search", max_retries=2 ** 40), "max_retries"),
+                (lambda: self.Job.enqueue("res.partner", "search", time_limit=2 ** 40), "time_limit"),
+                (lambda: self.Job.enqueue("res.partner", "search", countdown=1e300), "countdown"),
+                (lambda: self.Job.enqueue("res.partner", "search", countdown=-1e12), "countdown"),
+                (lambda: self.Job.enqueue("res.partner", "search", eta="2030-01-01 00:00:00junk"),
+                 "not a date and time"),
+                (lambda: self.Job.enqueue("res.partner", "search", args=[nested]), "nested more than"),
         ):
             with self.assertRaisesRegex(UserError, message):
                 call()
+        for private in ("_compute_display_name", "init"):
+            with self.assertRaisesRegex(AccessError, "Private methods"):
+                self.Job.enqueue("res.partner", private)
         self.assertEqual(self.Job.search_count([]), before)
+
+    def test_eta_with_an_offset_is_converted_to_utc(self):
+        job = self.Job.enqueue("res.partner", "search", args=[[]], eta="2030-01-01T12:00:00+02:00")
+        self.assertEqual(job.eta, "2030-01-01 10:00:00")
+
+    def test_the_context_counts_against_the_size_limit(self):
+        with self.assertRaisesRegex(UserError, "celery_max_arguments_size"):
+            self.Job.with_context(big="x" * (6 * 1024 * 1024)).enqueue("res.partner", "search")
 
     def test_identity_key_returns_the_waiting_job(self):
         first = self.partner.with_delay(identity_key="sync-42").write({"comment": "a"})

@@ -20,7 +20,7 @@ class TestRpc(common.HttpCase):
                          ("res.partner", "write", "low", "pending"))
 
     def test_private_method_over_rpc_is_refused(self):
-        with self.assertRaisesRegex(xmlrpc.client.Fault, "Private method _compute_display_name"):
+        with self.assertRaisesRegex(xmlrpc.client.Fault, "Private methods \\(such as _compute_display_name\\)"):
             self.rpc("enqueue", "res.partner", "_compute_display_name")
         with self.assertRaisesRegex(xmlrpc.client.Fault, "Private method"):
             self.rpc("_enqueue", "res.partner", [], "unlink")

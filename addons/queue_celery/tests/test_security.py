@@ -1,4 +1,4 @@
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import common
 
 
@@ -54,3 +54,39 @@ class TestSecurity(common.TransactionCase):
     def test_portal_users_cannot_enqueue(self):
         with self.assertRaises(AccessError):
             self.env["celery.job"].sudo(self.portal).enqueue("res.partner", "search", args=[[]])
+
+    def test_nobody_writes_a_job_managers_delete_only_ended_ones(self):
+        manager_job = self.alice_job.sudo(self.manager)
+        for field, value in (("user_id", self.env.ref("base.user_root").id),
+                             ("model_name", "res.users"), ("method_name", "write"),
+                             ("record_ids", "[1]"), ("args", "[{}]"), ("kwargs", "{}"),
+                             ("context", "{}"), ("company_id", False), ("state", "done"),
+                             ("identity_key", "x"), ("time_limit", 1)):
+            with self.assertRaises(AccessError, msg=field):
+                manager_job.write({field: value})
+        with self.assertRaises(UserError):
+            manager_job.unlink()
+        manager_job.button_cancel()
+        manager_job.unlink()
+        self.assertFalse(self.alice_job.exists())
+
+    def test_identity_keys_are_scoped_per_user(self):
+        first = self.env["celery.job"].sudo(self.alice).enqueue("res.partner", "search",
+                                                               args=[[]], identity_key="k")
+        second = self.env["celery.job"].sudo(self.bob).enqueue("res.partner", "search",
+                                                              args=[[]], identity_key="k")
+        self.assertNotEqual(first, second)
+        self.assertEqual(second.sudo().user_id, self.bob)
+        again = self.env["celery.job"].sudo(self.alice).enqueue("res.partner", "search",
+                                                               args=[[]], identity_key="k")
+        self.assertEqual(again, first)
+
+    def test_progress_rows_are_read_through_their_job_only(self):
+        with self.assertRaises(AccessError):
+            self.env["celery.job.progress"].sudo(self.manager).search([])
+
+    def test_progress_is_reported_only_by_the_job_running_in_this_process(self):
+        job = self.alice_job.sudo(self.alice)
+        self.assertFalse(job.with_context(celery_job_uuid=self.alice_job.uuid)
+                         .report_progress(50, "forged"))
+        self.assertEqual(self.alice_job.progress, 0.0)

@@ -1,0 +1,92 @@
+"""What the core needs of Odoo that differs between Odoo versions: here, Odoo 11.0.
+
+Each version's addon has this module with the same names; the core asks nothing of Odoo's
+version anywhere else.
+"""
+from contextlib import contextmanager
+
+import odoo
+from odoo import SUPERUSER_ID, api
+from odoo.addons.bus.models.bus import json_dump
+from odoo.addons.bus.models.bus_presence import DISCONNECTION_TIMER
+
+# Odoo's longpolling process listens for bus notices on this database.
+BUS_DATABASE = "postgres"
+
+
+def registry(dbname):
+    return odoo.registry(dbname)
+
+
+def close_all_connections():
+    odoo.sql_db.close_all()
+
+
+def read_committed_cursor(dbname):
+    """A cursor on ``dbname`` at READ COMMITTED; as a context manager it commits on success."""
+    return odoo.sql_db.db_connect(dbname).cursor(serialized=False)
+
+
+def connection(cr):
+    """The psycopg2 connection under an Odoo cursor."""
+    return cr._cnx
+
+
+def after_commit(cr, on_commit, on_rollback):
+    """Call ``on_commit`` once ``cr``'s transaction commits, ``on_rollback`` if it rolls back."""
+    cr.after("commit", on_commit)
+    cr.after("rollback", on_rollback)
+
+
+@contextmanager
+def environment(cr, uid, context):
+    """An environment for a job, outside any request; its caches are dropped after it."""
+    with api.Environment.manage():
+        env = api.Environment(cr, uid, context)
+        try:
+            yield env
+        finally:
+            env.clear()
+
+
+@contextmanager
+def new_environment(dbname, uid=SUPERUSER_ID):
+    """An environment of user ``uid`` on a new cursor of ``dbname``, committed on success."""
+    with api.Environment.manage(), registry(dbname).cursor() as cr:
+        yield api.Environment(cr, uid, {})
+
+
+def run_sweeper(dbname):
+    with new_environment(dbname) as env:
+        env["celery.job"]._cron_sweep()
+
+
+def company_context(company_id):
+    """The context entries that make a job run in the company it was enqueued in: property
+    fields follow ``force_company``, company defaults ``res.users._get_company`` (which
+    this addon teaches to follow ``celery_job_company_id``)."""
+    return {"force_company": company_id, "celery_job_company_id": company_id} if company_id else {}
+
+
+def job_end_notice(dbname):
+    """The SQL, and its parameters, that writes the bus notice of the jobs in the CTE
+    ``ended`` (id, name, state, user_id) to their users whose web client is connected (it
+    polled within Odoo's disconnection delay: nobody else would read it), returning each
+    notice's channel (JSON text)."""
+    # The channel as Odoo's bus writes it: json_dump([dbname, "res.partner", partner_id]).
+    channel_head = json_dump([dbname, "res.partner"])[:-1] + ","
+    now = "(statement_timestamp() at time zone 'UTC')"
+    return ("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
+            " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
+            " 'celery.job', 'id', ended.id, 'name', ended.name, 'state', ended.state)::text, " +
+            now + ", " + now + ", %s, %s FROM ended JOIN res_users u ON u.id = ended.user_id"
+            " JOIN bus_presence p ON p.user_id = ended.user_id"
+            " AND p.last_poll > " + now + " - make_interval(secs => %s) RETURNING channel",
+            (channel_head, SUPERUSER_ID, SUPERUSER_ID, DISCONNECTION_TIMER))
+
+
+def wake_bus(connection, channels):
+    """NOTIFY Odoo's longpolling process of notices on ``channels`` (JSON texts, as
+    ``job_end_notice`` returns them) through ``connection``, to BUS_DATABASE."""
+    with connection.cursor() as cr:
+        cr.execute("NOTIFY imbus, %s", ("[%s]" % ",".join(channels),))

@@ -1,0 +1,427 @@
+"""The job store: every statement that creates, moves, ends or deletes a job, named once.
+
+It knows nothing of the ORM: each function takes a database cursor and runs its statements
+in that cursor's transaction. **The store never commits**: its caller does (on the worker's
+control cursor, which is in autocommit mode, each statement commits alone). Every
+transition names the states it moves a job from in its ``WHERE`` clause, so a job that was
+moved on meanwhile is left as it is, and the function says so: it returns what it moved
+and logs a transition that found nothing to move.
+"""
+import collections
+import datetime
+import logging
+import random
+import uuid
+
+from .. import odoo_version
+from . import settings
+
+_logger = logging.getLogger(__name__)
+
+PENDING, ENQUEUED, STARTED = "pending", "enqueued", "started"
+DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+STATES = (PENDING, ENQUEUED, STARTED, DONE, FAILED, CANCELLED)
+QUEUED = (PENDING, ENQUEUED)         # waiting for a worker
+ACTIVE = QUEUED + (STARTED,)         # not ended: identity keys are unique among these
+ENDED = (DONE, FAILED, CANCELLED)
+
+DEFAULT_MAX_RETRIES = 5
+# Advisory lock class (first key) of running jobs; the second key is the job id. A worker
+# holds it on its connection while the job runs: a started job without it lost its worker.
+RUNNING_LOCK = 0x51C1
+# A message this many seconds early waits for its eta; an earlier one is published again.
+EARLY_TOLERANCE = 2.0
+HISTORY_MAX_CHARS = 10000
+
+NOW = "(statement_timestamp() at time zone 'UTC')"
+_ACTIVE_SQL = "(%s)" % ", ".join("'%s'" % state for state in ACTIVE)
+
+# What publishing needs of a job; eta is a naive UTC datetime or None.
+Dispatch = collections.namedtuple("Dispatch", "id uuid queue priority eta task_id")
+
+INSERT_COLUMNS = ("uuid", "name", "model_name", "method_name", "record_ids", "args", "kwargs",
+                  "context", "user_id", "company_id", "queue", "priority", "eta", "max_retries",
+                  "identity_key", "time_limit")
+
+# What running a claimed job needs, read as the job is marked started.
+CLAIMED_COLUMNS = ("user_id", "model_name", "method_name", "record_ids", "args", "kwargs",
+                   "context", "company_id", "retry_count", "max_retries", "queue", "priority",
+                   "time_limit", "user_active")
+
+
+def _dispatch(row):
+    """A Dispatch from a row (id, uuid, queue, priority, eta, celery_task_id); Odoo's
+    cursors may read a timestamp as text."""
+    eta = row[4]
+    if isinstance(eta, str):
+        eta = datetime.datetime.fromisoformat(eta)
+    return Dispatch(row[0], row[1], row[2], row[3], eta, row[5])
+
+
+def new_task_id():
+    return str(uuid.uuid4())
+
+
+def create_schema(cr):
+    """Indexes and the trigger the store relies on (the ORM creates the tables)."""
+    # Identity keys are unique per user among active jobs, enforced by the database itself.
+    cr.execute("DROP INDEX IF EXISTS celery_job_identity_key_waiting")
+    cr.execute("CREATE UNIQUE INDEX IF NOT EXISTS celery_job_identity_key_active"
+               " ON celery_job (user_id, identity_key) WHERE identity_key IS NOT NULL"
+               " AND state IN " + _ACTIVE_SQL)
+    # The sweeper scans active jobs only; the cleanup cron ended ones.
+    cr.execute("CREATE INDEX IF NOT EXISTS celery_job_waiting ON celery_job (state, date_enqueued)"
+               " WHERE state IN " + _ACTIVE_SQL)
+    cr.execute("CREATE INDEX IF NOT EXISTS celery_job_ended ON celery_job (state, date_done)"
+               " WHERE state IN ('done', 'failed', 'cancelled')")
+    # Each failure writes a traceback (the same text when a job fails the same way again):
+    # this keeps a line of each, newest first, with no row per attempt and no cost on enqueue.
+    cr.execute(r"""
+        CREATE OR REPLACE FUNCTION celery_job_retry_history() RETURNS trigger AS $$
+        BEGIN
+            NEW.retry_history := left(
+                to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC  attempt '
+                || (OLD.retry_count + 1) || ' '
+                || CASE WHEN NEW.state = 'failed' THEN 'failed' ELSE 'failed, retry planned' END
+                || ': ' || coalesce(substring(NEW.exc_info from '([^\n]+)\s*$'), '?')
+                || coalesce(E'\n' || OLD.retry_history, ''), %s);
+            RETURN NEW;
+        END $$ LANGUAGE plpgsql;
+        DROP TRIGGER IF EXISTS celery_job_retry_history ON celery_job;
+        CREATE TRIGGER celery_job_retry_history BEFORE UPDATE OF exc_info ON celery_job
+            FOR EACH ROW WHEN (NEW.exc_info IS NOT NULL)
+            EXECUTE PROCEDURE celery_job_retry_history();
+    """, (HISTORY_MAX_CHARS,))
+
+
+# ---------------------------------------------------------------------- enqueue and publish
+
+def insert(cr, values, uid):
+    """Write a new ``pending`` job (``values``: INSERT_COLUMNS by name) as user ``uid``.
+
+    Returns ``(job id, Dispatch)``, or ``(id of the caller's active job with the same
+    identity key, None)``: nothing is written then.
+    """
+    job_uuid, task_id = str(uuid.uuid4()), new_task_id()
+    row = dict(values, uuid=job_uuid)
+    params = [row[column] for column in INSERT_COLUMNS] + [task_id, uid, uid]
+    cr.execute(
+        "INSERT INTO celery_job (%s, state, retry_count, celery_task_id, create_uid, write_uid,"
+        " create_date, write_date) VALUES (%s, 'pending', 0, %%s, %%s, %%s, %s, %s)"
+        " ON CONFLICT (user_id, identity_key) WHERE identity_key IS NOT NULL"
+        " AND state IN %s DO NOTHING RETURNING id"
+        % (", ".join(INSERT_COLUMNS), ", ".join(["%s"] * len(INSERT_COLUMNS)), NOW, NOW,
+           _ACTIVE_SQL), params)
+    inserted = cr.fetchone()
+    if inserted:
+        return inserted[0], Dispatch(inserted[0], job_uuid, row["queue"], row["priority"],
+                                     row["eta"], task_id)
+    cr.execute("SELECT id FROM celery_job WHERE user_id = %s AND identity_key = %s"
+               " AND state IN " + _ACTIVE_SQL, (row["user_id"], row["identity_key"]))
+    return cr.fetchone()[0], None
+
+
+def committed(cr, dispatches_):
+    """Those of ``dispatches_`` that ``cr`` sees committed as they are (a job written in a
+    savepoint that was rolled back is not; nor one published again since)."""
+    cr.execute("SELECT id, celery_task_id FROM celery_job WHERE id = ANY(%s)"
+               " AND state IN ('pending', 'enqueued')", ([job.id for job in dispatches_],))
+    current = dict(cr.fetchall())
+    return [job for job in dispatches_ if current.get(job.id) == job.task_id]
+
+
+def record_dispatch(cr, published, deferred, failed):
+    """Record what publishing did: handed over, waiting for its eta in the database, or
+    left to the sweeper. Jobs a worker moved on meanwhile are left as they are."""
+    if published:
+        cr.execute("UPDATE celery_job SET state = 'enqueued', date_enqueued = " + NOW +
+                   " WHERE id = ANY(%s) AND state IN ('pending', 'enqueued')", (published,))
+    if deferred:
+        cr.execute("UPDATE celery_job SET state = 'enqueued', date_enqueued = NULL"
+                   " WHERE id = ANY(%s) AND state IN ('pending', 'enqueued')", (deferred,))
+    if failed:
+        cr.execute("UPDATE celery_job SET date_enqueued = NULL"
+                   " WHERE id = ANY(%s) AND state IN ('pending', 'enqueued')", (failed,))
+
+
+# ---------------------------------------------------------------------- a worker's claim
+
+def _mark_started(extra_assignments, condition):
+    """The UPDATE that marks a job started by a worker (parameters: hostname, pid, then
+    those of ``extra_assignments`` and ``condition``), returning ``CLAIMED_COLUMNS``."""
+    return ("UPDATE celery_job j SET state = 'started', date_started = " + NOW + ","
+            " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
+            " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-1]) +
+            ", (SELECT active FROM res_users WHERE id = j.user_id)")
+
+
+class ClaimedJob:
+    """A job a worker has locked and marked started: what running it needs.
+
+    ``early_by``: seconds before its eta (a message Celery's timer handed over a little
+    early); the runner waits that long before running it.
+    """
+
+    __slots__ = ("id", "uuid", "early_by") + CLAIMED_COLUMNS
+
+    def __init__(self, job_id, job_uuid, row, early_by=0.0):
+        self.id, self.uuid, self.early_by = job_id, job_uuid, early_by
+        for name, value in zip(CLAIMED_COLUMNS, row, strict=True):
+            setattr(self, name, value)
+        self.time_limit = self.time_limit or settings.option("job_time_limit")
+
+
+class Dropped(collections.namedtuple("Dropped", "reason republish notices")):
+    """A message that must not run its job: why, the Dispatch to publish again (or None)
+    and the bus channels to wake (a job ended by the claim)."""
+
+
+def claim(cr, job_uuid, task_id, hostname, pid):
+    """Lock the job and mark it started: a ClaimedJob, or Dropped when the message must
+    not run it.
+
+    ``cr`` is the worker's control cursor in autocommit mode; its connection holds no other
+    job's lock. The caller must ``release`` a claimed job when it is done with it.
+    """
+    # The usual case, a job waiting for this very message, in one statement. Its snapshot
+    # may predate the commit of a worker that ran the job meanwhile and then let go of the
+    # lock; PostgreSQL then checks the condition again on the row as that worker left it
+    # (READ COMMITTED), and the CASE takes the lock only on a row that still waits.
+    cr.execute(_mark_started("", "uuid = %s AND CASE WHEN celery_task_id = %s"
+                                 " AND state IN ('pending', 'enqueued') AND (eta IS NULL OR eta <= "
+                                 + NOW + ") THEN pg_try_advisory_lock(%s, id) ELSE false END")
+               + ", id", (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
+    row = cr.fetchone()
+    if row:
+        return ClaimedJob(row[-1], job_uuid, row[:-1])
+    # A lock the check above took on a row it then found changed is let go.
+    cr.execute("SELECT pg_advisory_unlock_all()")
+    cr.execute("SELECT id, pg_try_advisory_lock(%s, id) FROM celery_job WHERE uuid = %s",
+               (RUNNING_LOCK, job_uuid))
+    row = cr.fetchone()
+    if row is None:
+        return Dropped("no such job in database %s" % cr.dbname, None, ())
+    job_id, locked = row
+    if not locked:
+        return Dropped("it is running in another worker", None, ())
+    claimed = _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid)
+    if isinstance(claimed, Dropped):
+        release(cr, job_id)
+    return claimed
+
+
+def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
+    """``claim`` of a job, locked here (READ COMMITTED: what follows reads it as it is now),
+    that is not simply waiting for this message."""
+    cr.execute("SELECT state, celery_task_id, retry_count, max_retries, queue, priority,"
+               " extract(epoch from eta - " + NOW + ") FROM celery_job WHERE id = %s",
+               (job_id,))
+    state, current_task_id, retry_count, max_retries, queue, priority, seconds_to_eta = \
+        cr.fetchone()
+    seconds_to_eta = float(seconds_to_eta or 0)
+    if state not in ACTIVE:
+        return Dropped("it is %s" % state, None, ())
+    if current_task_id != task_id:
+        return Dropped("the job was published again since (task %s)" % current_task_id, None, ())
+    if seconds_to_eta > EARLY_TOLERANCE:
+        eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=seconds_to_eta)
+        return Dropped("it is due in %.1f s; published again for then" % seconds_to_eta,
+                       Dispatch(job_id, job_uuid, queue, priority, eta, task_id), ())
+    if state == STARTED:
+        # Free lock on a started job: the worker that ran it died before it ended.
+        if retry_count >= max_retries:
+            notices = fail(cr, job_id, dead_worker_reason(max_retries), from_states=(STARTED,))
+            return Dropped("its worker died and it has no retries left", None, notices)
+        retry_count += 1
+        _logger.warning("job %s: its worker died mid-run; running it again (retry %d/%d)",
+                        job_uuid, retry_count, max_retries)
+    cr.execute(_mark_started(", retry_count = %s", "id = %s"),
+               (hostname, pid, retry_count, job_id))
+    return ClaimedJob(job_id, job_uuid, cr.fetchone(), early_by=max(seconds_to_eta, 0.0))
+
+
+def dead_worker_reason(max_retries):
+    return ("The worker running this job died (killed, or out of memory), and its %d "
+            "retries are used up." % max_retries)
+
+
+def release(cr, job_id):
+    """Let go of a claimed job's lock (``cr``: the control cursor, in autocommit mode)."""
+    cr.execute("SELECT pg_advisory_unlock(%s, %s)", (RUNNING_LOCK, job_id))
+
+
+# ---------------------------------------------------------------------- a job's end
+
+def _end(cr, job_id, state, from_states, assignments, params):
+    """Move the job to the ended ``state`` and write its user's bus notice, in one
+    statement; the list of bus channels to wake once ``cr`` commits (see odoo_version),
+    or None when the job was not in ``from_states`` (logged)."""
+    notice_sql, notice_params = odoo_version.job_end_notice(cr.dbname)
+    cr.execute("WITH ended AS (UPDATE celery_job SET state = %s, " + assignments +
+               ", date_done = " + NOW + " WHERE id = %s AND state IN %s"
+               " RETURNING id, name, state, user_id), notice AS (" + notice_sql + ")"
+               " SELECT (SELECT count(*) FROM ended), ARRAY(SELECT channel FROM notice)",
+               (state,) + tuple(params) + (job_id, tuple(from_states)) + tuple(notice_params))
+    moved, channels = cr.fetchone()
+    if not moved:
+        _logger.warning("job %d: not marked %s, it was no longer %s", job_id, state,
+                        " or ".join(from_states))
+        return None
+    return channels
+
+
+def mark_done(cr, job_id, result, exec_time):
+    """Record success in the transaction that holds the job's work."""
+    return _end(cr, job_id, DONE, (STARTED,), "result = %s, exc_info = NULL, exec_time = %s",
+                (result, exec_time))
+
+
+def fail(cr, job_id, exc_info, exec_time=None, from_states=(STARTED,)):
+    """Mark the job failed with the traceback or reason ``exc_info``."""
+    return _end(cr, job_id, FAILED, from_states, "exc_info = %s, exec_time = %s",
+                (exc_info, exec_time))
+
+
+def retry_delay(retry_count):
+    """Seconds before retry number ``retry_count + 1``: exponential backoff with jitter."""
+    base = settings.option("retry_backoff")
+    return min(3600.0, base * 2 ** retry_count) * random.uniform(0.5, 1.5)
+
+
+def mark_retry(cr, job, exc_info, seconds=None):
+    """Put a started job back to wait for a retry after ``seconds`` (default: backoff).
+
+    Returns the retry's Dispatch (None when the job had been moved on), for the caller to
+    publish once it has released the job's lock: a retry delivered while the lock is held
+    would be dropped as running elsewhere.
+    """
+    if seconds is None:
+        seconds = retry_delay(job.retry_count)
+    eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=seconds)
+    task_id = new_task_id()
+    cr.execute("UPDATE celery_job SET state = 'enqueued', retry_count = retry_count + 1,"
+               " eta = %s, exc_info = %s, celery_task_id = %s WHERE id = %s AND state = 'started'"
+               " RETURNING id", (eta, exc_info, task_id, job.id))
+    if not cr.fetchone():
+        _logger.warning("job %d: not put back for a retry, it was no longer started", job.id)
+        return None
+    return Dispatch(job.id, job.uuid, job.queue, job.priority, eta, task_id)
+
+
+# ---------------------------------------------------------------------- by hand (buttons)
+
+def cancel(cr, job_ids, uid):
+    """Cancel the queued jobs among ``job_ids``; the ids cancelled."""
+    return _end_by_hand(cr, job_ids, uid, CANCELLED, QUEUED)
+
+
+def set_done(cr, job_ids, uid):
+    """Mark done by hand the jobs among ``job_ids`` that are not running; the ids moved."""
+    return _end_by_hand(cr, job_ids, uid, DONE, QUEUED + (FAILED, CANCELLED))
+
+
+def _end_by_hand(cr, job_ids, uid, state, from_states):
+    cr.execute("UPDATE celery_job SET state = %s, date_done = " + NOW + ", write_date = " + NOW +
+               ", write_uid = %s WHERE id = ANY(%s) AND state IN %s RETURNING id",
+               (state, uid, list(job_ids), from_states))
+    return [row[0] for row in cr.fetchall()]
+
+
+class IdentityKeyTaken(Exception):
+    """A job cannot run again while a newer one of its user holds its identity key."""
+
+    def __init__(self, holders):
+        super().__init__(holders)
+        self.holders = holders  # [(job id, identity key, id of the job holding the key)]
+
+
+def retry(cr, job_ids, uid, user_name):
+    """Run the failed or cancelled jobs among ``job_ids`` again, from a clean retry count;
+    their Dispatches, to publish once ``cr`` commits.
+
+    Raises IdentityKeyTaken (nothing changed) when a newer active job of the same user
+    holds the identity key of one of them.
+    """
+    cr.execute("SELECT j.id, j.identity_key, other.id FROM celery_job j JOIN celery_job other"
+               " ON other.user_id = j.user_id AND other.identity_key = j.identity_key"
+               " AND other.state IN " + _ACTIVE_SQL + " WHERE j.id = ANY(%s)"
+               " AND j.state IN ('failed', 'cancelled')", (list(job_ids),))
+    holders = cr.fetchall()
+    if holders:
+        raise IdentityKeyTaken(holders)
+    cr.execute(
+        "UPDATE celery_job SET state = 'pending', retry_count = 0, eta = NULL,"
+        " celery_task_id = md5(random()::text || id::text), date_done = NULL,"
+        " date_enqueued = NULL, write_date = " + NOW + ", write_uid = %s,"
+        " retry_history = left(to_char(" + NOW + ", 'YYYY-MM-DD HH24:MI:SS') || ' UTC  retried by '"
+        " || %s || coalesce(E'\\n' || retry_history, ''), %s)"
+        " WHERE id = ANY(%s) AND state IN ('failed', 'cancelled')"
+        " RETURNING id, uuid, queue, priority, eta, celery_task_id",
+        (uid, user_name, HISTORY_MAX_CHARS, list(job_ids)))
+    retried = [_dispatch(row) for row in cr.fetchall()]
+    if retried:
+        cr.execute("DELETE FROM celery_job_progress WHERE job_id = ANY(%s)",
+                   ([job.id for job in retried],))
+    return retried
+
+
+# ---------------------------------------------------------------------- progress
+
+def record_progress(cr, job_id, percent, message):
+    """Upsert the running job's progress row."""
+    cr.execute("INSERT INTO celery_job_progress (job_id, percent, message, date)"
+               " VALUES (%s, %s, %s, " + NOW + ") ON CONFLICT (job_id) DO UPDATE"
+               " SET percent = EXCLUDED.percent, message = EXCLUDED.message, date = EXCLUDED.date",
+               (job_id, percent, message))
+
+
+def progress(cr, job_ids):
+    """{job id: (percent, message)} of the jobs among ``job_ids`` that reported progress."""
+    cr.execute("SELECT job_id, percent, message FROM celery_job_progress WHERE job_id = ANY(%s)",
+               (list(job_ids),))
+    return {job_id: (percent, message) for job_id, percent, message in cr.fetchall()}
+
+
+# ---------------------------------------------------------------------- crons
+
+def sweep(cr, grace, window, republish_after):
+    """Recover jobs that lost their way; their Dispatches and bus channels to wake.
+
+    Jobs left ``started`` by a dead worker (their lock is free) run again, or fail once
+    their retries are used up; jobs left ``pending`` (publishing never happened), waiting
+    in the database for an eta now near, or ``enqueued`` so long that their broker must
+    have lost them are published again. ``cr`` is READ COMMITTED: workers move these jobs
+    on meanwhile, and their updates must neither fail the sweep nor be undone by it.
+    """
+    # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
+    # taking it on a waiting job would make its worker drop the job's message.
+    cr.execute("SELECT id, retry_count, max_retries FROM celery_job"
+               " WHERE state = 'started' AND CASE WHEN date_started < " + NOW +
+               " - make_interval(secs => %s) THEN pg_try_advisory_xact_lock(%s, id)"
+               " ELSE false END", (grace, RUNNING_LOCK))
+    dead = cr.fetchall()
+    notices = []
+    for job_id, retry_count, max_retries in dead:
+        if retry_count >= max_retries:
+            notices += fail(cr, job_id, dead_worker_reason(max_retries))
+    cr.execute(
+        "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
+        " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
+        " WHERE id = ANY(%(dead)s) AND state = 'started'"
+        " OR state = 'pending' AND create_date < " + NOW + " - make_interval(secs => %(grace)s)"
+        " OR state = 'enqueued' AND date_enqueued IS NULL"
+        "    AND (eta IS NULL OR eta < " + NOW + " + make_interval(secs => %(window)s))"
+        " OR state = 'enqueued' AND date_enqueued < " + NOW +
+        "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + NOW + ")"
+        " RETURNING id, uuid, queue, priority, eta, celery_task_id",
+        {"dead": [row[0] for row in dead], "grace": grace, "window": window,
+         "republish": republish_after})
+    return [_dispatch(row) for row in cr.fetchall()], notices
+
+
+def delete_ended(cr, states, days, batch_size):
+    """Delete up to ``batch_size`` jobs in ``states`` that ended ``days`` ago; how many."""
+    cr.execute("DELETE FROM celery_job WHERE id IN (SELECT id FROM celery_job WHERE state IN %s"
+               " AND date_done < " + NOW + " - make_interval(days => %s) LIMIT %s)",
+               (tuple(states), days, batch_size))
+    return cr.rowcount
