@@ -1,4 +1,4 @@
-"""Bare Celery: a no-op task, no Odoo and no job record, the baseline of bench/run.py.
+"""Bare Celery: a no-op task, no Odoo and no job record, the baseline of bench/e2e.py and memory.py.
 
 Configured from the environment: BENCH_BROKER (a URL; ``embedded`` for queue_celery's
 transport on PostgreSQL, BENCH_BROKER_PG its SQLAlchemy URL), BENCH_QUEUE, and BENCH_DONE:
@@ -22,7 +22,7 @@ def broker_url():
         return url
     # queue_celery's own transport (plain kombu), loaded without importing Odoo.
     spec = importlib.util.spec_from_file_location(
-        "qc_bench_broker", ROOT / "addons" / "queue_celery" / "broker.py")
+        "qc_bench_broker", ROOT / "core" / "broker.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["qc_bench_broker"] = module
     spec.loader.exec_module(module)  # registers the odoopg+ transport alias

@@ -1,8 +1,8 @@
 """Restore what Odoo 11 needs from Python 3.5/3.6 on Python 3.11.
 
-Each patch is one small function naming the error it prevents. ``apply_early``
-runs before ``import odoo`` and must not import ``threading`` (gevent patches it
-first in the longpolling process); ``apply_late`` runs once ``odoo`` is imported.
+Each patch is one small function naming the error it prevents. ``import_odoo``
+applies the EARLY ones, imports ``odoo``, then applies the LATE ones; the early ones
+must not import ``threading`` (gevent patches it first in the longpolling process).
 A patch named in ``$ODOO_PY311_SKIP`` (comma separated) is left out: the tests
 use it to prove that every patch is needed.
 """
@@ -79,12 +79,6 @@ def setrlimit_int():
     resource.setrlimit = lambda which, limits: setrlimit(which, tuple(int(limit) for limit in limits))
 
 
-def yaml_load_loader():
-    """TypeError: load() missing 1 required positional argument: 'Loader' (.yml demo data)."""
-    import yaml
-
-    load = yaml.load
-    yaml.load = lambda stream, Loader=yaml.Loader: load(stream, Loader)
 
 
 def qweb_ast_py38():
@@ -132,6 +126,25 @@ def thread_isalive():
     threading.Thread.isAlive = threading.Thread.is_alive
 
 
+def yaml_load_loader():
+    """TypeError: load() missing 1 required positional argument: 'Loader' (.yml demo data)."""
+    import yaml
+
+    # The safe loader, plus the tags odoo/tools/yaml_tag.py registered on yaml.Loader while
+    # odoo was imported (!record, !python, !ref, ...): all that Odoo's .yml data needs.
+    class OdooDataLoader(yaml.SafeLoader):
+        pass
+
+    for tag, constructor in yaml.Loader.yaml_constructors.items():
+        if tag and tag.startswith("!"):
+            OdooDataLoader.add_constructor(tag, constructor)
+    for prefix, constructor in yaml.Loader.yaml_multi_constructors.items():
+        if prefix.startswith("!"):
+            OdooDataLoader.add_multi_constructor(prefix, constructor)
+    load = yaml.load
+    yaml.load = lambda stream, Loader=OdooDataLoader: load(stream, Loader)
+
+
 def safe_eval_opcodes():
     """ValueError: forbidden opcode(s) ... RESUME, PRECALL, CALL (every domain, attrs and cron code)."""
     import importlib
@@ -160,8 +173,8 @@ def safe_eval_opcodes():
 
 
 EARLY = [collections_abc_aliases, inspect_getargspec, base64_encodestring,
-         elementtree_getchildren, setrlimit_int, yaml_load_loader, qweb_ast_py38]
-LATE = [thread_isalive, safe_eval_opcodes]
+         elementtree_getchildren, setrlimit_int, qweb_ast_py38]
+LATE = [thread_isalive, yaml_load_loader, safe_eval_opcodes]
 
 
 def _apply(patches):
@@ -170,11 +183,10 @@ def _apply(patches):
             patch()
 
 
-def apply_early():
-    """Patch the standard library; call before ``import odoo``."""
+def import_odoo():
+    """Import Odoo 11 on Python 3.11 with the patches around it; return the ``odoo`` package."""
     _apply(EARLY)
+    import odoo
 
-
-def apply_late():
-    """Patch what needs ``odoo`` or ``threading``; call right after ``import odoo``."""
     _apply(LATE)
+    return odoo

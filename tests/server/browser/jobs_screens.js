@@ -2,7 +2,7 @@
 /*
  * Drives Settings > Jobs in headless Chromium, as a plain user or as a job manager.
  *
- *   node tests/browser/jobs_screens.js user|manager
+ *   node tests/server/browser/jobs_screens.js user|manager
  *
  * Environment: QC_URL (the Odoo server), QC_LOGIN, QC_PASSWORD, QC_JOB_NAME (a failed job
  * of this user), QC_OTHER_JOB_NAME (a job of another user), QC_SHOTS (folder for

@@ -14,18 +14,11 @@ import uuid
 
 import psycopg2
 import pytest
-from conftest import BROKERS, Server, query, require_port, use_broker, wait_for_jobs
-from test_brokers import RedisServer
 
 import odoo
+from harness import BROKERS, RedisServer, Server, query, require_port, use_broker, wait_for_jobs
 
 FINAL = ("done", "failed", "cancelled")
-
-
-@pytest.fixture
-def eager_sweeper(sweeper_settings):
-    """No grace; a job enqueued 10 s ago and not started is published again."""
-    sweeper_settings(0, 10)
 
 
 def enqueue_many(env, count, **options):

@@ -6,9 +6,9 @@ import uuid
 
 import psycopg2
 import pytest
-from conftest import count_rows, query, wait_for_jobs
 
 import odoo
+from harness import count_rows, query, wait_for_jobs
 from odoo import api
 from odoo.addons.queue_celery.core import celeryapp, runner
 from odoo.addons.queue_celery.core.celeryapp import TASK_NAME, celery_app, queue_name
@@ -162,7 +162,7 @@ def test_forged_messages_are_dropped(database, worker):
     celery_app().send_task(TASK_NAME, args=["no_such_database_" + marker(), missing_job],
                            queue=queue_name("default"), routing_key=queue_name("default"))
     deadline = time.time() + 30
-    while not ("job %s: no such job" % missing_job in worker.output()
+    while not ("job %s: message dropped, no such job" % missing_job in worker.output()
                and "does not exist, message dropped" in worker.output()):
         assert time.time() < deadline, "forged messages were not dropped"
         time.sleep(0.2)
@@ -180,7 +180,7 @@ def test_countdown_delays_the_start(env, database):
     assert started >= eta
 
 
-def test_seed_deferred_api(database):
+def test_deferred_shell_api(database):
     from odoo.addons.queue_celery import Deferred, HighPriorityDeferred, LowPriorityDeferred
 
     ids = [deferred(database, odoo.SUPERUSER_ID, "res.users", "search", args=([],), kwargs={})

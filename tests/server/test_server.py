@@ -8,7 +8,9 @@ import uuid
 
 import psutil
 import pytest
-from conftest import (
+
+import odoo
+from harness import (
     BROKERS,
     WORKER_KINDS,
     Server,
@@ -20,19 +22,9 @@ from conftest import (
     wait_for_jobs,
 )
 
-import odoo
-
 
 def marker():
     return uuid.uuid4().hex
-
-
-@pytest.fixture(scope="module")
-def server(database):
-    use_broker("")
-    process = Server(database, "", celery_workers_default=2)
-    yield process
-    process.stop()
 
 
 def test_server_forks_the_three_worker_kinds_and_they_run_their_queues(server, database):

@@ -1,44 +1,9 @@
 """Abuse over XML-RPC, as real clients would try it: a plain user against others' jobs."""
-import uuid
 import xmlrpc.client
 
 import pytest
-from conftest import Server, query, use_broker, wait_for_jobs
 
-
-@pytest.fixture(scope="module")
-def server(database):
-    use_broker("")
-    process = Server(database, "")
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def users(database):
-    import odoo
-    from odoo import SUPERUSER_ID, api
-
-    logins = {}
-    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
-        for name in ("mallory", "alice"):
-            login = "%s-%s" % (name, uuid.uuid4().hex[:8])
-            user = env["res.users"].with_context(no_reset_password=True).create({
-                "name": name, "login": login, "password": login,
-                "groups_id": [(6, 0, [env.ref("base.group_user").id])]})
-            logins[name] = (user.id, login)
-    return logins
-
-
-class Client:
-    def __init__(self, server, database, uid, password):
-        self.proxy = xmlrpc.client.ServerProxy("http://127.0.0.1:%d/xmlrpc/2/object" % server.port)
-        self.database, self.uid, self.password = database, uid, password
-
-    def __call__(self, model, method, *args, **kwargs):
-        return self.proxy.execute_kw(self.database, self.uid, self.password, model, method,
-                                     list(args), kwargs)
+from harness import Client, query, wait_for_jobs
 
 
 def test_a_plain_user_cannot_touch_another_users_job(server, database, users):

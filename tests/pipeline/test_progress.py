@@ -7,7 +7,8 @@ import json
 import uuid
 
 import pytest
-from conftest import query, wait_for_jobs
+
+from harness import query, wait_for_jobs
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -1,7 +1,7 @@
 """Every patch of runtime/py311compat.py is needed, and does its job.
 
 For each patch, a small program takes a real Odoo 11 code path that Python 3.11 breaks.
-It runs in a new interpreter (the patches are process-wide and tests/conftest.py has already
+It runs in a new interpreter (the patches are process-wide and the harness has already
 loaded Odoo here), set up the way runtime/odoo does it: it must succeed with every patch,
 and fail with the error the patch's docstring names when ``$ODOO_PY311_SKIP`` leaves that
 one patch out.
@@ -12,21 +12,19 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT
+
 COMPAT = ROOT / "runtime" / "py311compat.py"
 
-# The launcher's own sequence (runtime/odoo), then the snippet.
+# The launcher's own start (runtime/odoo), then the snippet.
 PRELUDE = f"""\
 import sys
 sys.path.insert(0, {str(ROOT / "runtime")!r})
 import py311compat
-py311compat.apply_early()
-import odoo
-py311compat.apply_late()
+odoo = py311compat.import_odoo()
 """
 
 # patch name: (snippet run after the prelude, what the run must show when the patch is left out)
@@ -97,6 +95,13 @@ CASES = {
         interpreter.process('- a comment block\\n- another one\\n')
         record = yaml.load('!record {model: res.partner, id: p}')
         assert isinstance(record, yaml_tag.Record), record
+        # Safe for everything else: no Python object is built from a document.
+        try:
+            yaml.load('!!python/object/apply:os.getpid []')
+        except yaml.constructor.ConstructorError:
+            pass
+        else:
+            raise AssertionError('yaml.load builds Python objects')
         """, r"load\(\) missing 1 required positional argument: 'Loader'"),
 
     "qweb_ast_py38": ("""

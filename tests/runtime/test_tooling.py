@@ -8,29 +8,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import pytest
-from conftest import (
-    BROKERS,
-    QUEUE_PREFIX,
-    Worker,
-    free_port,
-    require_port,
-    use_broker,
-    wait_for_jobs,
-)
+from harness import QUEUE_PREFIX, free_port, wait_for_jobs
 
 CELERY = [str(Path(sys.executable).parent / "celery")]
-
-
-@pytest.fixture(scope="module")
-def redis_worker(database):
-    url, port = BROKERS["redis"]
-    require_port("redis", port)
-    use_broker(url)
-    worker = Worker(database, url, "tooling", "--concurrency", "1", celery_task_events="True")
-    yield url, worker
-    worker.stop()
-    use_broker("")
 
 
 def celery(url, *args):

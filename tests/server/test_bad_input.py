@@ -5,11 +5,10 @@ import xmlrpc.client
 from decimal import Decimal
 
 import pytest
-from conftest import count_rows, query, wait_for_jobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_abuse import Client, server  # noqa: F401 (the module's server fixture)
 
+from harness import Client, count_rows, query, wait_for_jobs
 from odoo.addons.queue_celery.core import encoding
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
@@ -31,7 +30,7 @@ def test_arguments_round_trip_through_json_or_are_refused(value):
     assert encoding.loads(text) == value
 
 
-def test_refused_inputs_over_rpc_leave_no_job(server, database):  # noqa: F811
+def test_refused_inputs_over_rpc_leave_no_job(server, database):
     admin = Client(server, database, 1, "admin")
     before = query(database, "SELECT count(*) FROM celery_job")
     for args, kwargs, message in (
@@ -46,7 +45,7 @@ def test_refused_inputs_over_rpc_leave_no_job(server, database):  # noqa: F811
     assert query(database, "SELECT count(*) FROM celery_job") == before
 
 
-def test_eta_in_the_past_runs_now_and_far_future_waits_in_the_database(server, database, env):  # noqa: F811
+def test_eta_in_the_past_runs_now_and_far_future_waits_in_the_database(server, database, env):
     mark = uuid.uuid4().hex
     past = env["queue.celery.test.record"].with_delay(
         eta=datetime.datetime(2001, 1, 1)).make(mark)
@@ -61,7 +60,7 @@ def test_eta_in_the_past_runs_now_and_far_future_waits_in_the_database(server, d
     assert count_rows(database, mark) == 1
 
 
-def test_a_job_whose_records_were_deleted_fails_clearly(server, database, env):  # noqa: F811
+def test_a_job_whose_records_were_deleted_fails_clearly(server, database, env):
     record = env["queue.celery.test.record"].create({"marker": uuid.uuid4().hex})
     job = record.with_delay(countdown=1).write({"value": "late"})
     record.unlink()
@@ -71,7 +70,7 @@ def test_a_job_whose_records_were_deleted_fails_clearly(server, database, env): 
     assert "were deleted before it ran" in exc_info
 
 
-def test_decimal_and_dates_reach_the_job_as_given(server, database, env):  # noqa: F811
+def test_decimal_and_dates_reach_the_job_as_given(server, database, env):
     mark = uuid.uuid4().hex
     value = {"amount": Decimal("1.10"), "day": datetime.date(2024, 2, 29), "pair": (1, 2)}
     job = env["queue.celery.test.record"].with_delay().make(mark, value)

@@ -1,0 +1,131 @@
+"""End-to-end throughput: queue_celery's jobs beside bare Celery tasks and OCA queue_job."""
+import collections
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import celery
+import psutil
+
+from bench.rig import (
+    DB_QC,
+    DB_QJ,
+    OUTPUT,
+    bare_worker,
+    broker_url,
+    celery_worker,
+    clear_jobs,
+    embedded_url,
+    enqueue_jobs,
+    jobs_done_check,
+    log,
+    use_broker,
+    wait_for,
+)
+from harness import ODOO_VERSION, QUEUE_PREFIX, OdooProcess, free_port, query, write_conf
+
+
+def measure_e2e(counts, runs, brokers, profile=False):
+    """End-to-end: jobs enqueued (100 per transaction) and run by a 2-process worker, from
+    the first enqueue until the last is done; bare Celery no-op tasks beside it. With
+    ``profile``, py-spy samples the worker's pool during the first run."""
+    from odoo.addons.queue_celery.core import celeryapp  # noqa: F401  (odoopg transport alias)
+    results = {}
+    for broker in brokers:
+        count = counts["e2e_embedded" if broker == "embedded" else "e2e"]
+        use_broker(broker)
+        done_file = OUTPUT / "bare-done.bin"
+        worker = celery_worker(broker, "e2e")
+        bare = bare_worker(broker, done_file)
+        bare_app = celery.Celery("bare-publisher", broker=broker_url(broker) or embedded_url(),
+                                 set_as_current=False)
+        ours, theirs = [], []
+        try:
+            for run in range(runs):
+                clear_jobs()
+                spies = profile_children(worker, broker) if profile and not run else []
+                check = jobs_done_check(DB_QC, "celery_job", count)
+                started = time.time()
+                enqueue_jobs(DB_QC, "queue.celery.bench", count)
+                ended = wait_for(check, count / 5 + 60)
+                ours.append(count / (ended - started))
+                summarise_profiles(spies)
+
+                done_file.write_bytes(b"")
+                started = time.time()
+                with bare_app.producer_or_acquire() as producer:
+                    for _ in range(count):
+                        bare_app.send_task("bench.noop", queue=QUEUE_PREFIX + "bare", producer=producer)
+                ended = wait_for(lambda done_file=done_file, count=count:
+                                 done_file.stat().st_size >= 8 * count, count / 5 + 60)
+                theirs.append(count / (ended - started))
+                log("e2e %s run %d: queue_celery %.0f jobs/s, bare Celery %.0f tasks/s",
+                    broker, run + 1, ours[-1], theirs[-1])
+        finally:
+            worker.stop()
+            bare.stop()
+        results[broker] = {"queue_celery": ours, "bare_celery": theirs, "count": count}
+    return results
+
+
+def measure_queue_job_e2e(counts, runs):
+    """OCA queue_job: the same no-op jobs (100 per transaction) run by its jobrunner
+    (channel root:2) through the prefork server's 2 HTTP workers."""
+    count = counts["qj_e2e"]
+    conf = write_conf("queue-job")
+    with open(conf, "a") as options:
+        options.write("\n[queue_job]\nchannels = root:2\n")
+    query(DB_QJ, "DELETE FROM queue_job")
+    server = OdooProcess("queue-job-server", [
+        "-c", str(conf), "-d", DB_QJ, "--db-filter=^%s$" % DB_QJ, "--workers=2",
+        "--load=web,queue_job", "--max-cron-threads=0", "--http-interface=127.0.0.1",
+        "--http-port=%d" % free_port()] + ODOO_VERSION.realtime_port_args(free_port()))
+    server.wait_for(lambda: "queue job runner ready for db" in server.output(), timeout=120)
+    rates = []
+    try:
+        for run in range(runs):
+            query(DB_QJ, "DELETE FROM queue_job")
+            check = jobs_done_check(DB_QJ, "queue_job", count)
+            started = time.time()
+            enqueue_jobs(DB_QJ, "queue.job.bench", count)
+            ended = wait_for(check, count / 2 + 120, interval=0.05)
+            rates.append(count / (ended - started))
+            log("queue_job e2e run %d: %.0f jobs/s", run + 1, rates[-1])
+    finally:
+        server.stop()
+        query(DB_QJ, "DELETE FROM queue_job")
+    return {"queue_job": rates}
+
+
+def profile_children(process, label):
+    """py-spy (bench/requirements.txt) sampling each pool process until it is stopped."""
+    spies = []
+    for child in psutil.Process(process.process.pid).children():
+        output = OUTPUT / ("profile-%s-%d.txt" % (label, child.pid))
+        spies.append((output, subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(child.pid), "--format",
+             "raw", "--rate", "200", "--output", str(output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    time.sleep(1)
+    return spies
+
+
+def summarise_profiles(spies, top=40):
+    """Stop the samplers; print the functions holding most samples (inclusive)."""
+    if not spies:
+        return
+    inclusive, total = collections.Counter(), 0
+    for output, spy in spies:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+        for line in output.read_text().splitlines():
+            stack, _, samples = line.rpartition(" ")
+            total += int(samples)
+            for frame in set(stack.split(";")):
+                inclusive[frame] += int(samples)
+    log("profile of the pool processes (%d samples, %s):", total,
+        ", ".join(str(output) for output, _ in spies))
+    for frame, samples in inclusive.most_common(top):
+        print("  %5.1f%%  %s" % (100 * samples / total, frame))

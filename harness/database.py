@@ -1,0 +1,38 @@
+"""Reading jobs back: each statement on a connection of its own, committed at once."""
+import contextlib
+import time
+
+import psycopg2
+
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+def connect(dbname):
+    """A psycopg2 connection to ``dbname`` in autocommit, as Odoo's own connections reach it."""
+    conn = psycopg2.connect(dbname=dbname)
+    conn.autocommit = True
+    return conn
+
+
+def query(dbname, sql, params=()):
+    """The rows of ``sql`` (None for a statement that returns none)."""
+    with contextlib.closing(connect(dbname)) as conn, conn.cursor() as cr:
+        cr.execute(sql, params)
+        return cr.fetchall() if cr.description else None
+
+
+def wait_for_jobs(dbname, job_ids, states=FINAL_STATES, timeout=60):
+    """Wait until every job is in one of ``states``; return {id: state}."""
+    deadline = time.time() + timeout
+    while True:
+        found = dict(query(dbname, "SELECT id, state FROM celery_job WHERE id IN %s",
+                           (tuple(job_ids),)))
+        if all(found.get(job_id) in states for job_id in job_ids) or time.time() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def count_rows(dbname, marker):
+    """How many rows of the test jobs addon (tests/addons) carry ``marker``."""
+    return query(dbname, "SELECT count(*) FROM queue_celery_test_record WHERE marker = %s",
+                 (marker,))[0][0]

@@ -1,0 +1,100 @@
+"""The prefork server with its Celery workers, RPC clients, and the web client in Chromium."""
+import os
+import uuid
+
+import pytest
+
+import odoo
+from harness import Server, Worker, use_broker, wait_for_jobs
+from harness.browser import USER_LOGIN, USER_PASSWORD, ThreadedServer, missing_tools
+from odoo import SUPERUSER_ID, api
+
+
+@pytest.fixture(scope="module")
+def server(database):
+    """A prefork server on the embedded broker, two Celery workers on the default queue."""
+    use_broker("")
+    process = Server(database, "", celery_workers_default=2)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def users(database):
+    """Two plain internal users: {name: (uid, login)}, each one's password is their login."""
+    logins = {}
+    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        for name in ("mallory", "alice"):
+            login = "%s-%s" % (name, uuid.uuid4().hex[:8])
+            user = env["res.users"].with_context(no_reset_password=True).create({
+                "name": name, "login": login, "password": login,
+                "groups_id": [(6, 0, [env.ref("base.group_user").id])]})
+            logins[name] = (user.id, login)
+    return logins
+
+
+@pytest.fixture(scope="module")
+def tools():
+    """Chromium, node and playwright-core, or the browser tests are skipped (failed in CI)."""
+    reason = missing_tools()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason + ": CI must run the browser tests")
+        pytest.skip(reason)
+
+
+
+@pytest.fixture(scope="module")
+def site(tools, database):
+    """Users, finished jobs of each, a worker and a server; the names of the failed jobs."""
+    use_broker("")
+    worker = Worker(database, "", "browser", "--concurrency", "1")
+    server = names = None
+    try:
+        names = create_jobs(database)
+        server = ThreadedServer(database)
+        yield server, names
+    finally:
+        if server:
+            server.stop()
+        worker.stop()
+        if names:
+            cancel_waiting_jobs(database, names["tag"])
+
+
+def cancel_waiting_jobs(database, tag):
+    """Leave no job of these tests waiting in the database the other tests share."""
+    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["celery.job"].search([("state", "in", ("pending", "enqueued")),
+                                  ("name", "like", tag)]).button_cancel()
+
+
+def create_jobs(database):
+    """A plain user and the admin, each with a failed and a done job; the failed ones' names."""
+    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        user = env["res.users"].search([("login", "=", USER_LOGIN)]) or env["res.users"].create({
+            "name": "Bob Plain", "login": USER_LOGIN, "password": USER_PASSWORD,
+            "groups_id": [(6, 0, [env.ref("base.group_user").id])]})
+        admin = env.ref("base.user_root")
+        admin.password = "admin"
+        tag = uuid.uuid4().hex[:6]
+        names = {"user": f"Import customers.csv {tag}", "manager": f"Nightly stock sync {tag}",
+                 "tag": tag}
+        jobs = env["celery.job"]
+        for owner, failing, done in ((user, names["user"], f"Send newsletter {tag}"),
+                                     (admin, names["manager"], f"Rebuild search index {tag}")):
+            jobs |= env["celery.job"].sudo(owner).enqueue(
+                "queue.celery.test.record", "make_then_fail", args=[failing], description=failing)
+            jobs |= env["celery.job"].sudo(owner).enqueue(
+                "queue.celery.test.record", "make", args=[done], description=done)
+        # Waiting jobs, for the list to show more than finished ones.
+        later = env["celery.job"].enqueue("queue.celery.test.record", "make", args=[tag],
+                                          countdown=3600, description=f"Monthly report {tag}")
+        env["celery.job"].enqueue("queue.celery.test.record", "make", args=[tag], countdown=3600,
+                                  queue="low", description=f"Archive old logs {tag}")
+        later.button_cancel()
+    assert set(wait_for_jobs(database, jobs.ids).values()) == {"done", "failed"}
+    return names
