@@ -1,0 +1,36 @@
+from odoo import models
+
+
+class DelayedCall:
+    """``records.with_delay(...)``: the next method called on it becomes a job."""
+
+    __slots__ = ("_records", "_options")
+
+    def __init__(self, records, options):
+        self._records = records
+        self._options = options
+
+    def __getattr__(self, method_name):
+        records = self._records
+
+        def enqueue(*args, **kwargs):
+            return records.env["celery.job"]._enqueue(records._name, records.ids, method_name,
+                                                      args, kwargs, **self._options)
+
+        return enqueue
+
+
+class Base(models.AbstractModel):
+    _inherit = "base"
+
+    def with_delay(self, queue="default", priority=None, eta=None, countdown=None,
+                   max_retries=None, description=None, identity_key=None, time_limit=None):
+        """Defer the next method call on these records to a job; it returns the job.
+
+        ``records.with_delay(queue="high").method(*args, **kwargs)``. The options are
+        ``celery.job.enqueue``'s. Private methods may be deferred this way.
+        """
+        return DelayedCall(self, dict(queue=queue, priority=priority, eta=eta,
+                                      countdown=countdown, max_retries=max_retries,
+                                      description=description, identity_key=identity_key,
+                                      time_limit=time_limit))

@@ -1,0 +1,272 @@
+"""The job record as the ORM and the screens see it; every change of state goes through the
+job store (``core/jobstore.py``)."""
+import logging
+
+from odoo import SUPERUSER_ID, _, api, fields, models
+from odoo.exceptions import AccessError, UserError
+
+from .. import odoo_version
+from ..core import encoding, job_options, jobstore, settings, worker_process
+from ..core.celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES, publish_after_commit
+
+_logger = logging.getLogger(__name__)
+
+STATES = [
+    (jobstore.PENDING, "Pending"),      # written, not yet handed to the broker
+    (jobstore.ENQUEUED, "Enqueued"),    # handed to the broker, or waiting for its eta
+    (jobstore.STARTED, "Started"),
+    (jobstore.DONE, "Done"),
+    (jobstore.FAILED, "Failed"),
+    (jobstore.CANCELLED, "Cancelled"),
+]
+MANAGER_GROUP = "queue_celery.group_celery_job_manager"
+USER_GROUP = "queue_celery.group_celery_job_user"
+
+
+class CeleryJob(models.Model):
+    """A deferred call. Nobody writes its fields: ``enqueue`` creates it, the buttons and
+    the workers move it, all through the job store; managers may delete ended jobs."""
+
+    _name = "celery.job"
+    _description = "Background job"
+    _order = "id desc"
+
+    uuid = fields.Char(required=True, readonly=True, copy=False)  # indexed by its unique constraint
+    name = fields.Char("Description", readonly=True)
+    model_name = fields.Char("Model", required=True, readonly=True, index=True)
+    method_name = fields.Char("Method", required=True, readonly=True)
+    record_ids = fields.Text("Record IDs", readonly=True, help="JSON list of the target's ids")
+    args = fields.Text("Arguments", readonly=True, help="JSON")
+    kwargs = fields.Text("Keyword arguments", readonly=True, help="JSON")
+    context = fields.Text(readonly=True, help="The enqueuing context, JSON")
+    user_id = fields.Many2one("res.users", required=True, readonly=True, index=True,
+                              ondelete="cascade")
+    company_id = fields.Many2one("res.company", readonly=True, index=True)
+    queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
+                             required=True, default="default", readonly=True, index=True)
+    priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,
+                              help="0 runs first, %d last" % MAX_PRIORITY)
+    state = fields.Selection(STATES, required=True, default="pending", readonly=True, index=True)
+    eta = fields.Datetime("Not before", readonly=True)
+    retry_count = fields.Integer("Retries", default=0, readonly=True)
+    max_retries = fields.Integer(default=jobstore.DEFAULT_MAX_RETRIES, readonly=True)
+    result = fields.Text(readonly=True, help="JSON")
+    exc_info = fields.Text("Traceback", readonly=True)
+    celery_task_id = fields.Char("Celery task ID", readonly=True, index=True, copy=False)
+    identity_key = fields.Char(readonly=True, copy=False)  # indexed while active (jobstore)
+    worker_hostname = fields.Char("Worker", readonly=True)
+    worker_pid = fields.Integer("Worker PID", readonly=True)
+    date_enqueued = fields.Datetime("Enqueued on", readonly=True,
+                                    help="Last time the job was handed to the broker")
+    date_started = fields.Datetime("Started on", readonly=True)
+    date_done = fields.Datetime("Ended on", readonly=True)
+    exec_time = fields.Float("Run time (s)", readonly=True, aggregator="avg")
+    time_limit = fields.Integer(readonly=True, help="Seconds the job may run; 0: the "
+                                "celery_job_time_limit of odoo.conf")
+    retry_history = fields.Text(readonly=True, help="One line per failed attempt, newest first")
+    progress = fields.Float(compute="_compute_progress", help="Percent done, as last reported")
+    progress_message = fields.Char(compute="_compute_progress")
+
+    _sql_constraints = [
+        ("uuid_unique", "unique(uuid)", "A job's UUID is unique."),
+        ("priority_range", "check(priority between 0 and %d)" % MAX_PRIORITY,
+         "A job's priority is between 0 and %d." % MAX_PRIORITY),
+        ("max_retries_positive", "check(max_retries >= 0)", "max_retries cannot be negative."),
+    ]
+
+    def init(self):
+        jobstore.create_schema(self.env.cr)
+
+    # ------------------------------------------------------------------ enqueue
+
+    @api.model
+    @api.returns("self", lambda job: job.id)
+    def enqueue(self, target, method_name, args=(), kwargs=None, queue="default", priority=None,
+                eta=None, countdown=None, max_retries=None, description=None, identity_key=None,
+                record_ids=None, time_limit=None):
+        """Run ``target.method_name(*args, **kwargs)`` in the background; return the job.
+
+        :param target: a recordset, or a model name (then give ``record_ids``, as RPC does)
+        :param method_name: a public method of the target's model (Odoo's rule for what may
+            be called over RPC)
+        :param queue: ``default``, ``high`` or ``low``
+        :param priority: 0 (first) to 9 (last) within the queue, where the broker supports it
+        :param eta: do not start before this datetime (naive: UTC; or an ISO 8601 string);
+            ``countdown``: before so many seconds
+        :param max_retries: how often a ``RetryableJobError`` may retry the job (default 5)
+        :param description: the job's name in the Jobs screen
+        :param identity_key: while a job of the same user with this key is active, return it
+            instead of enqueuing another
+        :param time_limit: seconds the job may run before it fails (default: odoo.conf's
+            ``celery_job_time_limit``)
+        """
+        if isinstance(method_name, str):
+            models.check_method_name(method_name)
+        if isinstance(target, models.BaseModel):
+            if record_ids is not None:
+                raise UserError(_("Give record_ids only with a model name as target."))
+            target, record_ids = target._name, target.ids
+        return self._enqueue(target, record_ids, method_name, args, kwargs, queue=queue,
+                             priority=priority, eta=eta, countdown=countdown,
+                             max_retries=max_retries, description=description,
+                             identity_key=identity_key, time_limit=time_limit)
+
+    @api.model
+    def _enqueue(self, model_name, record_ids, method_name, args=(), kwargs=None, queue="default",
+                 priority=None, eta=None, countdown=None, max_retries=None, description=None,
+                 identity_key=None, time_limit=None):
+        """``enqueue`` without the public-method rule: private methods are allowed here.
+
+        In sudo mode the job runs as the superuser, as ``sudo()`` code did before Odoo 13.
+        """
+        uid = SUPERUSER_ID if self.env.su else self.env.uid
+        if not (self.env.su or self.env.user.has_group(USER_GROUP)):
+            raise AccessError(_("Only internal users may enqueue jobs."))
+        try:
+            record_ids, args, kwargs = job_options.check_call(model_name, method_name,
+                                                              record_ids, args, kwargs)
+            options = job_options.check_options(queue, priority, max_retries, time_limit,
+                                                identity_key, description)
+            eta = job_options.eta_from(eta, countdown)
+        except job_options.JobOptionError as error:
+            raise UserError(str(error)) from None
+        if model_name not in self.env:
+            raise UserError(_("Unknown model %r.") % (model_name,))
+        method = getattr(type(self.env[model_name]), method_name, None)
+        if not callable(method):
+            raise UserError(_("Model %(model)s has no method %(method)r.")
+                            % {"model": model_name, "method": method_name})
+        try:
+            encoded_args, encoded_kwargs, encoded_context = job_options.encode_call(
+                args, kwargs, encoding.carried(self.env.context))
+        except job_options.JobOptionError as error:
+            raise UserError(str(error)) from None
+        # The job will run with the user's rights: refuse at once what they cannot even read.
+        self.env[model_name].browse(record_ids).check_access("read")
+        name = options["description"] or (method.__doc__ or "").strip().split("\n")[0][
+            :job_options.DESCRIPTION_MAX] or "%s.%s" % (model_name, method_name)
+        job_id, dispatch = jobstore.insert(self.env.cr, {
+            "name": name, "model_name": model_name, "method_name": method_name,
+            "record_ids": encoding.dumps(record_ids), "args": encoded_args,
+            "kwargs": encoded_kwargs, "context": encoded_context, "user_id": uid,
+            "company_id": self.env.company.id, "queue": options["queue"],
+            "priority": options["priority"], "eta": eta, "max_retries": options["max_retries"],
+            "identity_key": options["identity_key"], "time_limit": options["time_limit"],
+        }, uid)
+        if dispatch:
+            publish_after_commit(self.env.cr, [dispatch])
+        return self.browse(job_id)
+
+    # ------------------------------------------------------------------ buttons
+
+    def _check_manager(self):
+        if not (self.env.su or self.env.user.has_group(MANAGER_GROUP)):
+            raise AccessError(_("Only job managers may change jobs."))
+        self.check_access("read")
+
+    def _moved(self):
+        self.invalidate_recordset()
+        return True
+
+    def button_retry(self):
+        """Run failed or cancelled jobs again, from a clean retry count."""
+        self._check_manager()
+        try:
+            retried = jobstore.retry(self.env.cr, self.ids, self.env.uid, self.env.user.name)
+        except jobstore.IdentityKeyTaken as error:
+            raise UserError(_("Not retried: %s") % "; ".join(
+                _("job %(job)d has the identity key %(key)r of job %(other)d, still active")
+                % {"job": job_id, "key": key, "other": other}
+                for job_id, key, other in error.holders)) from None
+        publish_after_commit(self.env.cr, retried)
+        return self._moved()
+
+    def button_cancel(self):
+        """Cancel jobs that have not started."""
+        self._check_manager()
+        jobstore.cancel(self.env.cr, self.ids, self.env.uid)
+        return self._moved()
+
+    def button_done(self):
+        """Mark jobs done by hand (for a job that ended outside this queue)."""
+        self._check_manager()
+        jobstore.set_done(self.env.cr, self.ids, self.env.uid)
+        return self._moved()
+
+    def unlink(self):
+        """Managers delete ended jobs only: a job that may still run keeps its record."""
+        self.browse().check_access("unlink")
+        if self.filtered(lambda job: job.state not in jobstore.ENDED):
+            raise UserError(_("Only ended jobs (done, failed or cancelled) can be deleted; "
+                              "cancel the others first."))
+        return super().unlink()
+
+    # ------------------------------------------------------------------ progress
+
+    def _compute_progress(self):
+        rows = jobstore.progress(self.env.cr, self.ids) if self.ids else {}
+        for job in self:
+            job.progress, job.progress_message = rows.get(job.id, (0.0, False))
+
+    @api.model
+    def report_progress(self, percent, message=None):
+        """Tell the Jobs screens how far the running job got (``percent`` 0-100, a message).
+
+        Job code calls it as ``self.env["celery.job"].report_progress(40, "Page 2 of 5")``.
+        Only the job that runs in this very process reports: anywhere else (an RPC call
+        included) it does nothing. It commits on a cursor of its own, so the screens see it
+        while the job's work is still uncommitted. Returns whether progress was recorded.
+        """
+        running = worker_process.current().running_job
+        if running is None or running[0] != self.env.cr.dbname:
+            return False
+        job_id = running[1]
+        try:
+            percent = max(0.0, min(100.0, float(percent)))
+            message = None if message is None else str(message)[:1000]
+            with self.pool.cursor() as cr:
+                jobstore.record_progress(cr, job_id, percent, message)
+                if worker_process.current().progress_message_due(job_id, percent >= 100):
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env["celery.job"].browse(job_id).user_id.partner_id._bus_send(
+                        "celery.job.progress",
+                        {"id": job_id, "progress": percent, "message": message})
+        except Exception:
+            # Progress is for the screens: it never fails the job.
+            _logger.warning("job %d: progress not recorded", job_id, exc_info=True)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ crons
+
+    @api.model
+    def _cron_sweep(self):
+        """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
+        with odoo_version.read_committed_cursor(self.env.cr.dbname) as cr:
+            dispatches, notices = jobstore.sweep(
+                cr, settings.parameter(cr, "sweep_grace_seconds"), settings.option("eta_window"),
+                settings.parameter(cr, "republish_after_seconds"))
+            if dispatches:
+                _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
+                publish_after_commit(cr, dispatches)
+        if notices:
+            with odoo_version.read_committed_cursor(odoo_version.BUS_DATABASE) as cr:
+                odoo_version.wake_bus(odoo_version.connection(cr), notices)
+        return len(dispatches)
+
+    @api.model
+    def _cron_cleanup(self, batch_size=10000):
+        """Delete done and cancelled jobs, and later failed ones, in committed batches."""
+        deleted = 0
+        for states, days in (
+                ((jobstore.DONE, jobstore.CANCELLED),
+                 settings.parameter(self.env.cr, "done_retention_days")),
+                ((jobstore.FAILED,), settings.parameter(self.env.cr, "failed_retention_days"))):
+            while True:
+                count = jobstore.delete_ended(self.env.cr, states, days, batch_size)
+                deleted += count
+                # Short transactions: never a long lock on the job table.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+                if count < batch_size:
+                    break
+        return deleted

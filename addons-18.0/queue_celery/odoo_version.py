@@ -1,0 +1,118 @@
+"""What the core needs of Odoo that differs between Odoo versions: here, Odoo 18.0.
+
+Each version's addon has this module with the same names; the core asks nothing of Odoo's
+version anywhere else.
+"""
+import types
+from contextlib import contextmanager
+
+from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, ISOLATION_LEVEL_READ_COMMITTED
+
+import odoo
+from odoo import SUPERUSER_ID, api
+from odoo.addons.bus.models.bus import ODOO_NOTIFY_FUNCTION, json_dump
+from odoo.modules.registry import Registry
+
+# Odoo's websocket process listens for bus notices on this database.
+BUS_DATABASE = "postgres"
+
+
+def registry(dbname):
+    return Registry(dbname)
+
+
+def close_all_connections():
+    odoo.sql_db.close_all()
+
+
+def _autocommit(cr, on):
+    """Odoo 11's ``Cursor.autocommit``, gone from Odoo 18's cursors."""
+    cr.connection.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT if on
+                                      else ISOLATION_LEVEL_READ_COMMITTED)
+
+
+def read_committed_cursor(dbname):
+    """A cursor on ``dbname`` at READ COMMITTED; as a context manager it commits on success.
+    Its ``autocommit(on)`` puts it in autocommit mode, as Odoo 11's cursors do."""
+    cr = odoo.sql_db.db_connect(dbname).cursor()
+    cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+    cr.autocommit = types.MethodType(_autocommit, cr)
+    return cr
+
+
+def connection(cr):
+    """The psycopg2 connection under an Odoo cursor."""
+    return cr._cnx
+
+
+def after_commit(cr, on_commit, on_rollback):
+    """Call ``on_commit`` once ``cr``'s transaction commits, ``on_rollback`` if it rolls back
+    (Odoo 18's rollback clears the commit hooks; a test cursor's commit drops them)."""
+    cr.postcommit.add(on_commit)
+    cr.postrollback.add(on_rollback)
+
+
+@contextmanager
+def environment(cr, uid, context):
+    """An environment for a job, outside any request; its caches are dropped after it.
+
+    A company in ``allowed_company_ids`` that the user no longer belongs to is left out:
+    the job then runs in the user's own companies (Odoo would refuse the environment).
+    """
+    env = api.Environment(cr, uid, context)
+    allowed = context.get("allowed_company_ids")
+    if allowed and not set(allowed) <= set(env.user._get_company_ids()):
+        env = env(context=dict(context, allowed_company_ids=[]))
+    try:
+        yield env
+    finally:
+        env.clear()
+
+
+@contextmanager
+def new_environment(dbname, uid=SUPERUSER_ID):
+    """An environment of user ``uid`` on a new cursor of ``dbname``, committed on success."""
+    with registry(dbname).cursor() as cr:
+        yield api.Environment(cr, uid, {})
+
+
+def run_sweeper(dbname):
+    with new_environment(dbname) as env:
+        env["celery.job"]._cron_sweep()
+
+
+def company_context(company_id):
+    """The context entries that make a job run in the company it was enqueued in: Odoo 18's
+    ``env.company`` (company defaults, company-dependent fields) follows the first of
+    ``allowed_company_ids``."""
+    return {"allowed_company_ids": [company_id]} if company_id else {}
+
+
+def job_end_notice(dbname):
+    """The SQL, and its parameters, that writes the bus notice of the jobs in the CTE
+    ``ended`` (id, name, state, user_id) to their users whose web client is connected (their
+    bus presence is not offline: Odoo 18 marks it offline when the websocket closes; nobody
+    else would read it), returning each notice's channel (JSON text).
+
+    The rows are those of ``bus.bus._sendone(partner, "celery.job", {id, name, state})``.
+    """
+    # The channel as Odoo's bus writes it: json_dump([dbname, "res.partner", partner_id]).
+    channel_head = json_dump([dbname, "res.partner"])[:-1] + ","
+    now = "(statement_timestamp() at time zone 'UTC')"
+    return ("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
+            " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
+            " 'celery.job', 'payload', json_build_object('id', ended.id, 'name', ended.name,"
+            " 'state', ended.state))::text, " + now + ", " + now + ", %s, %s FROM ended"
+            " JOIN res_users u ON u.id = ended.user_id"
+            " JOIN bus_presence p ON p.user_id = ended.user_id AND p.status <> 'offline'"
+            " RETURNING channel",
+            (channel_head, SUPERUSER_ID, SUPERUSER_ID))
+
+
+def wake_bus(connection, channels):
+    """Tell Odoo's websocket process of notices on ``channels`` (JSON texts, as
+    ``job_end_notice`` returns them) through ``connection``, to BUS_DATABASE, as Odoo's
+    bus does (``pg_notify`` unless ODOO_NOTIFY_FUNCTION names another)."""
+    with connection.cursor() as cr:
+        cr.execute("SELECT %s('imbus', %%s)" % ODOO_NOTIFY_FUNCTION,
+                   ("[%s]" % ",".join(channels),))

@@ -1,0 +1,5 @@
+from . import test_encoding
+from . import test_enqueue
+from . import test_security
+from . import test_rpc
+from . import test_ui_screens

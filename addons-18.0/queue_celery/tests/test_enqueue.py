@@ -1,0 +1,106 @@
+import datetime
+import json
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import common
+
+
+class TestEnqueue(common.TransactionCase):
+
+    def setUp(self):
+        super().setUp()
+        self.Job = self.env["celery.job"]
+        self.partner = self.env["res.partner"].create({"name": "Job target"})
+
+    def test_enqueue_writes_a_pending_job(self):
+        job = self.Job.enqueue(self.partner, "write", args=[{"comment": "x"}], queue="high",
+                               priority=1, max_retries=2, description="Comment")
+        self.assertEqual(job.state, "pending")
+        self.assertEqual((job.model_name, job.method_name), ("res.partner", "write"))
+        self.assertEqual(job.record_ids, "[%d]" % self.partner.id)
+        self.assertEqual(job.args, '[{"comment":"x"}]')
+        self.assertEqual((job.queue, job.priority, job.max_retries), ("high", 1, 2))
+        self.assertEqual(job.user_id, self.env.user)
+        self.assertEqual(job.company_id, self.env.company)
+        self.assertEqual(job.name, "Comment")
+        self.assertTrue(job.uuid and job.celery_task_id)
+
+    def test_the_context_is_saved_less_what_json_cannot_carry(self):
+        job = self.partner.with_context(lang="en_US", tz="UTC", record=self.partner,
+                                        handle=object()).with_delay().toggle_active()
+        context = json.loads(job.context)
+        self.assertEqual((context["lang"], context["tz"]), ("en_US", "UTC"))
+        self.assertIn("record", context)  # a recordset is carried
+        self.assertNotIn("handle", context)
+
+    def test_with_delay_names_the_job_after_the_method_and_allows_private_methods(self):
+        job = self.partner.with_delay(countdown=60)._compute_display_name()
+        self.assertEqual(job.method_name, "_compute_display_name")
+        self.assertGreater(job.eta, datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+        job = self.partner.with_delay().toggle_active()
+        self.assertEqual(job.name, "Inverses the value of :attr:`active` on the records in ``self``.")
+
+    def test_bad_input_is_refused_and_writes_nothing(self):
+        before = self.Job.search_count([])
+        nested = []
+        for _level in range(500):
+            nested = [nested]
+        for call, message in (
+                (lambda: self.Job.enqueue("no.such.model", "search"), "Unknown model"),
+                (lambda: self.Job.enqueue("res.partner", "no_such_method"), "has no method"),
+                (lambda: self.Job.enqueue("res.partner", "name"), "has no method"),
+                (lambda: self.Job.enqueue("res.partner", "search", args=[object()]), r"args\[0\]"),
+                (lambda: self.Job.enqueue("res.partner", "search", kwargs={"x": {1}}), r"kwargs\['x'\]"),
+                (lambda: self.Job.enqueue("res.partner", "search", queue="urgent"), "Unknown queue"),
+                (lambda: self.Job.enqueue("res.partner", "search", priority=10), "priority must be an integer"),
+                (lambda: self.Job.enqueue("res.partner", "search", max_retries=-1), "max_retries"),
+                (lambda: self.Job.enqueue("res.partner", "search", eta="tomorrow"), "not a date and time"),
+                (lambda: self.Job.enqueue("res.partner", "search", eta="2030-01-01 00:00:00",
+                                          countdown=5), "not both"),
+                (lambda: self.Job.enqueue("res.partner", "read", record_ids=["1"]), "record_ids"),
+                (lambda: self.Job.enqueue("res.partner", "search", args="abc"), "args must be a list"),
+                (lambda: self.Job.enqueue("res.partner", "search", kwargs=[1]), "kwargs must be a dict"),
+                (lambda: self.Job.enqueue("res.partner", 42), "method_name must be"),
+                (lambda: self.Job.enqueue("res.partner", "search", max_retries=2 ** 40), "max_retries"),
+                (lambda: self.Job.enqueue("res.partner", "search", time_limit=2 ** 40), "time_limit"),
+                (lambda: self.Job.enqueue("res.partner", "search", countdown=1e300), "countdown"),
+                (lambda: self.Job.enqueue("res.partner", "search", countdown=-1e12), "countdown"),
+                (lambda: self.Job.enqueue("res.partner", "search", eta="2030-01-01 00:00:00junk"),
+                 "not a date and time"),
+                (lambda: self.Job.enqueue("res.partner", "search", args=[nested]), "nested more than"),
+        ):
+            with self.assertRaisesRegex(UserError, message):
+                call()
+        for private in ("_compute_display_name", "init"):
+            with self.assertRaisesRegex(AccessError, "Private methods"):
+                self.Job.enqueue("res.partner", private)
+        self.assertEqual(self.Job.search_count([]), before)
+
+    def test_eta_with_an_offset_is_converted_to_utc(self):
+        job = self.Job.enqueue("res.partner", "search", args=[[]], eta="2030-01-01T12:00:00+02:00")
+        self.assertEqual(job.eta, datetime.datetime(2030, 1, 1, 10, 0))
+
+    def test_the_context_counts_against_the_size_limit(self):
+        with self.assertRaisesRegex(UserError, "celery_max_arguments_size"):
+            self.Job.with_context(big="x" * (6 * 1024 * 1024)).enqueue("res.partner", "search")
+
+    def test_identity_key_returns_the_waiting_job(self):
+        first = self.partner.with_delay(identity_key="sync-42").write({"comment": "a"})
+        second = self.partner.with_delay(identity_key="sync-42").write({"comment": "b"})
+        self.assertEqual(first, second)
+        first.button_cancel()
+        third = self.partner.with_delay(identity_key="sync-42").write({"comment": "c"})
+        self.assertNotEqual(third, first)
+
+    def test_buttons_move_jobs_between_states(self):
+        job = self.partner.with_delay().write({"comment": "x"})
+        job.button_cancel()
+        self.assertEqual(job.state, "cancelled")
+        self.assertTrue(job.date_done)
+        job.button_retry()
+        self.assertEqual(job.state, "pending")
+        self.assertFalse(job.date_done)
+        job.button_done()
+        self.assertEqual(job.state, "done")
+        job.button_cancel()  # a done job cannot be cancelled
+        self.assertEqual(job.state, "done")
