@@ -12,7 +12,7 @@ from harness import count_rows, query, wait_for_jobs
 from odoo import api
 from odoo.addons.queue_celery.core import celeryapp, runner
 from odoo.addons.queue_celery.core.celeryapp import TASK_NAME, celery_app, queue_name
-from odoo.addons.queue_celery.models.celery_job import RUNNING_LOCK
+from odoo.addons.queue_celery.core.jobstore import RUNNING_LOCK
 
 pytestmark = pytest.mark.usefixtures("worker")
 
