@@ -33,16 +33,46 @@ def test_arguments_round_trip_through_json_or_are_refused(value):
 def test_refused_inputs_over_rpc_leave_no_job(server, database):
     admin = Client(server, database, 1, "admin")
     before = query(database, "SELECT count(*) FROM celery_job")
+    nested = []
+    for _level in range(150):
+        nested = [nested]
     for args, kwargs, message in (
             (["res.partner", "search"], {"args": ["x" * (10 * 2 ** 20)]}, "more than"),
             (["res.partner", "search"], {"max_retries": -1}, "max_retries"),
             (["res.partner", "search"], {"queue": "urgent"}, "Unknown queue"),
             (["no.model", "search"], {}, "Unknown model"),
             (["res.partner", "no_method"], {}, "has no method"),
-            (["res.partner", "search"], {"eta": "someday"}, "not a datetime")):
+            (["res.partner", "search"], {"eta": "someday"}, "not a date and time"),
+            (["res.partner", "search"], {"eta": "2030-01-01 00:00:00 and more"},
+             "not a date and time"),
+            (["res.partner", "search"], {"countdown": 1e300}, "countdown must be"),
+            (["res.partner", "search"], {"countdown": -1e12}, "countdown must be"),
+            (["res.partner", 42], {}, "method_name must be"),
+            (["res.partner", "search"], {"args": "abc"}, "args must be a list"),
+            (["res.partner", "search"], {"args": [nested]}, "nested more than"),
+            (["res.partner", "search"], {"context": {"big": "x" * (6 * 2 ** 20)}},
+             "arguments and context take")):
         with pytest.raises(xmlrpc.client.Fault, match=message):
             admin("celery.job", "enqueue", *args, **kwargs)
+    # XML-RPC cannot carry integers past 32 bits; JSON-RPC can.
+    for option in ("max_retries", "time_limit", "priority"):
+        with pytest.raises(RuntimeError, match="%s must be" % option):
+            server.rpc(database, "celery.job", "enqueue", "res.partner", "search",
+                       **{option: 2 ** 40})
     assert query(database, "SELECT count(*) FROM celery_job") == before
+    assert "bad query" not in server.output()
+
+
+def test_an_eta_given_with_an_offset_or_as_xmlrpc_datetime_is_taken_as_that_moment(server,
+                                                                                   database):
+    admin = Client(server, database, 1, "admin")
+    with_offset = admin("celery.job", "enqueue", "res.partner", "search_count", args=[[]],
+                        eta="2199-01-01T12:00:00+02:00")
+    as_datetime = admin("celery.job", "enqueue", "res.partner", "search_count", args=[[]],
+                        eta=xmlrpc.client.DateTime("21990101T10:00:00"))
+    assert query(database, "SELECT eta::text FROM celery_job WHERE id IN %s ORDER BY id",
+                 ((with_offset, as_datetime),)) == [("2199-01-01 10:00:00",)] * 2
+    admin("celery.job", "button_cancel", [with_offset, as_datetime])
 
 
 def test_eta_in_the_past_runs_now_and_far_future_waits_in_the_database(server, database, env):
