@@ -133,9 +133,9 @@ class Channel(sqlalchemy.Channel):
 
     def _open(self):
         engine, session = super()._open()
-        if engine not in _upgraded:
+        if (engine, self.message_tablename) not in _upgraded:
             _upgrade(engine, self.message_tablename)
-            _upgraded.add(engine)
+            _upgraded.add((engine, self.message_tablename))
         return engine, session
 
     def _queue_id(self, queue):
@@ -185,7 +185,7 @@ class Transport(sqlalchemy.Transport):
     polling_interval = 0.02
 
 
-_upgraded = set()  # engines whose message table has this module's columns and indexes
+_upgraded = set()  # (engine, table) of message tables with this module's columns and indexes
 
 
 def _upgrade(engine, table):
