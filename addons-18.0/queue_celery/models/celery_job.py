@@ -2,7 +2,7 @@
 job store (``core/jobstore.py``)."""
 import logging
 
-from odoo import SUPERUSER_ID, _, api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from .. import odoo_version
@@ -104,7 +104,7 @@ class CeleryJob(models.Model):
             models.check_method_name(method_name)
         if isinstance(target, models.BaseModel):
             if record_ids is not None:
-                raise UserError(_("Give record_ids only with a model name as target."))
+                raise UserError(self.env._("Give record_ids only with a model name as target."))
             target, record_ids = target._name, target.ids
         return self._enqueue(target, record_ids, method_name, args, kwargs, queue=queue,
                              priority=priority, eta=eta, countdown=countdown,
@@ -121,7 +121,7 @@ class CeleryJob(models.Model):
         """
         uid = SUPERUSER_ID if self.env.su else self.env.uid
         if not (self.env.su or self.env.user.has_group(USER_GROUP)):
-            raise AccessError(_("Only internal users may enqueue jobs."))
+            raise AccessError(self.env._("Only internal users may enqueue jobs."))
         try:
             record_ids, args, kwargs = job_options.check_call(model_name, method_name,
                                                               record_ids, args, kwargs)
@@ -131,11 +131,11 @@ class CeleryJob(models.Model):
         except job_options.JobOptionError as error:
             raise UserError(str(error)) from None
         if model_name not in self.env:
-            raise UserError(_("Unknown model %r.") % (model_name,))
+            raise UserError(self.env._("Unknown model %r.", model_name))
         method = getattr(type(self.env[model_name]), method_name, None)
         if not callable(method):
-            raise UserError(_("Model %(model)s has no method %(method)r.")
-                            % {"model": model_name, "method": method_name})
+            raise UserError(self.env._("Model %(model)s has no method %(method)r.",
+                                       model=model_name, method=method_name))
         try:
             encoded_args, encoded_kwargs, encoded_context = job_options.encode_call(
                 args, kwargs, encoding.carried(self.env.context))
@@ -161,7 +161,7 @@ class CeleryJob(models.Model):
 
     def _check_manager(self):
         if not (self.env.su or self.env.user.has_group(MANAGER_GROUP)):
-            raise AccessError(_("Only job managers may change jobs."))
+            raise AccessError(self.env._("Only job managers may change jobs."))
         self.check_access("read")
 
     def _moved(self):
@@ -174,10 +174,10 @@ class CeleryJob(models.Model):
         try:
             retried = jobstore.retry(self.env.cr, self.ids, self.env.uid, self.env.user.name)
         except jobstore.IdentityKeyTaken as error:
-            raise UserError(_("Not retried: %s") % "; ".join(
-                _("job %(job)d has the identity key %(key)r of job %(other)d, still active")
-                % {"job": job_id, "key": key, "other": other}
-                for job_id, key, other in error.holders)) from None
+            raise UserError(self.env._("Not retried: %s", "; ".join(
+                self.env._("job %(job)d has the identity key %(key)r of job %(other)d, still "
+                           "active", job=job_id, key=key, other=other)
+                for job_id, key, other in error.holders))) from None
         publish_after_commit(self.env.cr, retried)
         return self._moved()
 
@@ -193,13 +193,12 @@ class CeleryJob(models.Model):
         jobstore.set_done(self.env.cr, self.ids, self.env.uid)
         return self._moved()
 
-    def unlink(self):
+    @api.ondelete(at_uninstall=False)
+    def _unlink_only_ended(self):
         """Managers delete ended jobs only: a job that may still run keeps its record."""
-        self.browse().check_access("unlink")
         if self.filtered(lambda job: job.state not in jobstore.ENDED):
-            raise UserError(_("Only ended jobs (done, failed or cancelled) can be deleted; "
-                              "cancel the others first."))
-        return super().unlink()
+            raise UserError(self.env._("Only ended jobs (done, failed or cancelled) can be "
+                                       "deleted; cancel the others first."))
 
     # ------------------------------------------------------------------ progress
 
