@@ -200,7 +200,7 @@ def claim(cr, job_uuid, task_id, hostname, pid):
                (RUNNING_LOCK, job_uuid))
     row = cr.fetchone()
     if row is None:
-        return Dropped("no such job in database %s" % cr.dbname, None, ())
+        return Dropped("no such job", None, ())
     job_id, locked = row
     if not locked:
         return Dropped("it is running in another worker", None, ())
@@ -256,7 +256,7 @@ def _end(cr, job_id, state, from_states, assignments, params):
     """Move the job to the ended ``state`` and write its user's bus notice, in one
     statement; the list of bus channels to wake once ``cr`` commits (see odoo_version),
     or None when the job was not in ``from_states`` (logged)."""
-    notice_sql, notice_params = odoo_version.job_end_notice(cr.dbname)
+    notice_sql, notice_params = odoo_version.job_end_notice(cr.connection.info.dbname)
     cr.execute("WITH ended AS (UPDATE celery_job SET state = %s, " + assignments +
                ", date_done = " + NOW + " WHERE id = %s AND state IN %s"
                " RETURNING id, name, state, user_id), notice AS (" + notice_sql + ")"
