@@ -16,6 +16,9 @@
         "views/celery_job_views.xml",
     ],
     "assets": {
+        "web._assets_frontend_helpers": [
+            ("prepend", "queue_celery/static/src/scss/frontend_bootstrap_defaults.scss"),
+        ],
         "web.assets_backend": [
             "queue_celery/static/src/js/celery_job_notifications.js",
             "queue_celery/static/src/scss/celery_job.scss",
