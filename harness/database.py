@@ -17,7 +17,8 @@ def connect(dbname):
 def query(dbname, sql, params=()):
     """The rows of ``sql`` (None for a statement that returns none)."""
     with contextlib.closing(connect(dbname)) as conn, conn.cursor() as cr:
-        cr.execute(sql, params)
+        # Without parameters, a % in the text (LIKE '%x%') is not a placeholder.
+        cr.execute(sql, params or None)
         return cr.fetchall() if cr.description else None
 
 
