@@ -3,3 +3,4 @@ from . import test_enqueue
 from . import test_security
 from . import test_rpc
 from . import test_ui_screens
+from . import test_bus
