@@ -176,9 +176,13 @@ class Dropped(collections.namedtuple("Dropped", "reason republish notices")):
     and the bus channels to wake (a job ended by the claim)."""
 
 
+class Busy:
+    """A job waiting for the message, still locked by the worker that ran it before."""
+
+
 def claim(cr, job_uuid, task_id, hostname, pid):
-    """Lock the job and mark it started: a ClaimedJob, or Dropped when the message must
-    not run it.
+    """Lock the job and mark it started: a ClaimedJob, Dropped when the message must not
+    run it, or Busy when it is to be tried again in a moment.
 
     ``cr`` is the worker's control cursor in autocommit mode; its connection holds no other
     job's lock. The caller must ``release`` a claimed job when it is done with it.
@@ -203,6 +207,12 @@ def claim(cr, job_uuid, task_id, hostname, pid):
         return Dropped("no such job", None, ())
     job_id, locked = row
     if not locked:
+        cr.execute("SELECT state IN ('pending', 'enqueued') AND celery_task_id = %s"
+                   " FROM celery_job WHERE id = %s", (task_id, job_id))
+        if cr.fetchone()[0]:
+            # Waiting for this very message, yet locked: the worker that ended its previous
+            # run (a failure retried by hand at once) has not let go of the lock yet.
+            return Busy()
         return Dropped("it is running in another worker", None, ())
     claimed = _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid)
     if isinstance(claimed, Dropped):

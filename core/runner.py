@@ -22,6 +22,9 @@ _logger = logging.getLogger(__name__)
 # Database errors that a later try may not meet again.
 RETRYABLE_PGCODES = (errorcodes.SERIALIZATION_FAILURE, errorcodes.DEADLOCK_DETECTED,
                      errorcodes.LOCK_NOT_AVAILABLE)
+# A job waiting for its message but still locked is claimed again this often, so long apart:
+# the worker that ran it before lets go of the lock a statement after ending it.
+BUSY_RETRIES, BUSY_WAIT = 100, 0.05
 
 
 def run_job(dbname, job_uuid, task_id, worker_name):
@@ -47,6 +50,14 @@ def run_job(dbname, job_uuid, task_id, worker_name):
     retry = None
     try:
         job = jobstore.claim(control, job_uuid, task_id, worker_name, os.getpid())
+        for _attempt in range(BUSY_RETRIES):
+            if not isinstance(job, jobstore.Busy):
+                break
+            time.sleep(BUSY_WAIT)
+            job = jobstore.claim(control, job_uuid, task_id, worker_name, os.getpid())
+        if isinstance(job, jobstore.Busy):
+            job = jobstore.Dropped("its lock is still held by another connection; left to "
+                                   "the sweeper", None, ())
         if isinstance(job, jobstore.Dropped):
             _logger.info("job %s: message dropped, %s", job_uuid, job.reason)
             process.wake_bus(job.notices)

@@ -24,29 +24,6 @@ GUARDED_FIELDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def people(database):
-    """{role: Client factory argument (uid, password)} for each kind of attacker."""
-    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
-        other_company = env["res.company"].create({"name": "Other company %s" % uuid.uuid4().hex})
-        internal = env.ref("base.group_user")
-        manager_group = env.ref("queue_celery.group_celery_job_manager")
-        people = {}
-        for role, groups, company in (
-                ("manager", [internal, manager_group], env.ref("base.main_company")),
-                ("other_manager", [internal, manager_group], other_company),
-                ("plain", [internal], env.ref("base.main_company")),
-                ("portal", [env.ref("base.group_portal")], env.ref("base.main_company"))):
-            login = "%s-%s" % (role, uuid.uuid4().hex[:8])
-            user = env["res.users"].with_context(no_reset_password=True).create({
-                "name": role, "login": login, "password": login,
-                "company_id": company.id, "company_ids": [(6, 0, [company.id])],
-                "groups_id": [(6, 0, [group.id for group in groups])]})
-            people[role] = (user.id, login)
-    return people
-
-
 def test_a_job_manager_cannot_change_what_a_job_runs_or_as_whom(server, database, people):
     manager = Client(server, database, *people["manager"])
     job_id = manager("celery.job", "enqueue", "res.partner", "search_count", args=[[]])

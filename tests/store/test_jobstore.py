@@ -1,7 +1,9 @@
 """The job store's statements on one connection, with no worker and no broker."""
+import contextlib
 import datetime
 import json
 
+import psycopg2
 import pytest
 
 from odoo.addons.queue_celery.core import jobstore
@@ -91,6 +93,21 @@ def test_a_dead_workers_job_with_its_retries_used_up_fails(store):
     job_state, exc_info = store.fetchone()
     assert job_state == "failed" and "retries are used up" in exc_info
     assert not locked(store, job_id)
+
+
+def test_a_job_waiting_for_its_message_but_still_locked_is_busy(store, database):
+    job_id, dispatch = insert(store)
+    store.connection.commit()
+    with contextlib.closing(psycopg2.connect(dbname=database)) as other:
+        with other.cursor() as other_cr:
+            other_cr.execute("SELECT pg_advisory_lock(%s, %s)", (jobstore.RUNNING_LOCK, job_id))
+            busy = jobstore.claim(store, dispatch.uuid, dispatch.task_id, HOST, PID)
+            assert isinstance(busy, jobstore.Busy)
+            store.execute("UPDATE celery_job SET state = 'started' WHERE id = %s", (job_id,))
+            dropped = jobstore.claim(store, dispatch.uuid, dispatch.task_id, HOST, PID)
+            assert "running in another worker" in dropped.reason
+    store.execute("DELETE FROM celery_job WHERE id = %s", (job_id,))
+    store.connection.commit()
 
 
 def test_an_unknown_job_is_dropped(store):
