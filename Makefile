@@ -29,6 +29,9 @@ BUS_PORT_11 := --longpolling-port
 BUS_PORT_18 := --gevent-port
 LOAD_11 := web,queue_celery
 LOAD_18 := base,web,queue_celery
+# Odoo 18 takes broker queues of its own: with both versions served on one machine, an Odoo 11
+# worker would take an Odoo 18 database's jobs and drop them, unable to open it.
+QUEUE_PREFIX_18 := odoo18.
 
 VENV := $(VENV_$(ODOO))
 PY := $(VENV)/bin/python
@@ -69,6 +72,7 @@ node_modules/.installed: package.json
 $(CONF): setup
 	@mkdir -p $(RUN)
 	@scripts/write-odoo-conf $(CONF) "$(BROKER)" "$(CURDIR)/$(ADDONS_$(ODOO))"
+	$(if $(QUEUE_PREFIX_$(ODOO)),@echo "celery_queue_prefix = $(QUEUE_PREFIX_$(ODOO))" >> $(CONF))
 
 # Bound to 127.0.0.1: the odoo.conf's master password "admin" and the admin/admin login are
 # demo conveniences (with list_db = False), reachable from this machine only.
