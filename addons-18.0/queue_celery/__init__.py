@@ -1,13 +1,13 @@
 from . import cli
 from . import models
 from .core.exceptions import RetryableJobError
-from .deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
+from .core.deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
 
 __all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError"]
 
 
 def post_load():
     """Server-wide loading (``--load=base,web,queue_celery``): fork Celery workers with Odoo's."""
-    from . import server
+    from .core import prefork
 
-    server.install()
+    prefork.install()

@@ -2,13 +2,13 @@ from . import cli
 from . import controllers
 from . import models
 from .core.exceptions import RetryableJobError
-from .deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
+from .core.deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
 
 __all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError"]
 
 
 def post_load():
     """Server-wide loading (``--load=web,queue_celery``): fork Celery workers with Odoo's."""
-    from . import server
+    from .core import prefork
 
-    server.install()
+    prefork.install()

@@ -1,3 +1,2 @@
-from . import base
+from ..core import models as shared  # noqa: F401  (with_delay, job progress)
 from . import celery_job
-from . import celery_job_progress

@@ -1,4 +1,3 @@
-from . import base
+from ..core import models as shared  # noqa: F401  (with_delay, job progress)
 from . import celery_job
-from . import celery_job_progress
 from . import res_users

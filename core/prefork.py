@@ -1,6 +1,6 @@
 """Celery workers forked and watched by Odoo's prefork server (``odoo --workers=N``).
 
-Loaded as a server-wide module (``--load=base,web,queue_celery``): the master then also
+Loaded with the addon as a server-wide module (``--load=...,queue_celery``): the master also
 forks ``celery_workers_high``, ``celery_workers_default`` and ``celery_workers_low``
 Celery worker processes (one each by default), restarts any that dies and stops them
 with the server. Each runs one job at a time (Celery's solo pool), like Odoo's own
@@ -18,8 +18,8 @@ from celery.worker import state
 from odoo.service import server
 from odoo.tools import config
 
-from .core.settings import option
-from .core.worker import run_worker
+from .settings import option
+from .worker import run_worker
 
 _logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``Deferred(dbname, uid, model_name, method_name, args, kwargs)``: enqueue from any code,
 a shell included, in a transaction of its own."""
-from . import odoo_version
+from .. import odoo_version
 
 
 def _deferred(queue):

@@ -1,0 +1,3 @@
+"""The models both Odoo versions define alike; each addon imports them from its models."""
+from . import base
+from . import celery_job_progress
