@@ -16,6 +16,7 @@ MAX_RETRIES_LIMIT = 1000
 TIME_LIMIT_MAX = 7 * 24 * 3600
 COUNTDOWN_MAX = 10 * 366 * 24 * 3600
 DESCRIPTION_MAX = 256
+DEPENDENCIES_MAX = 10000
 
 
 class JobOptionError(ValueError):
@@ -98,6 +99,20 @@ def check_options(queue, priority, max_retries, time_limit, identity_key, descri
         "identity_key": identity_key or None,
         "description": (description or "")[:DESCRIPTION_MAX] or None,
     }
+
+
+def check_depends_on(depends_on):
+    """The ids of the jobs a new job waits for, sorted, without repeats."""
+    if depends_on is None or depends_on is False:
+        return []
+    if not isinstance(depends_on, (list, tuple)) or not all(
+            isinstance(job_id, int) and not isinstance(job_id, bool) and job_id > 0
+            for job_id in depends_on):
+        raise JobOptionError("depends_on must be a list of job ids, not %r." % (depends_on,))
+    if len(depends_on) > DEPENDENCIES_MAX:
+        raise JobOptionError("depends_on names %d jobs, more than %d: wait for a batch's "
+                             "last jobs instead." % (len(depends_on), DEPENDENCIES_MAX))
+    return sorted(set(depends_on))
 
 
 def encode_call(args, kwargs, context):

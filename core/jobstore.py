@@ -18,12 +18,14 @@ from . import settings
 
 _logger = logging.getLogger(__name__)
 
-PENDING, ENQUEUED, STARTED = "pending", "enqueued", "started"
+WAITING, PENDING, ENQUEUED, STARTED = "waiting", "pending", "enqueued", "started"
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
-STATES = (PENDING, ENQUEUED, STARTED, DONE, FAILED, CANCELLED)
+STATES = (WAITING, PENDING, ENQUEUED, STARTED, DONE, FAILED, CANCELLED)
 QUEUED = (PENDING, ENQUEUED)         # waiting for a worker
-ACTIVE = QUEUED + (STARTED,)         # not ended: identity keys are unique among these
+RUNNABLE = QUEUED + (STARTED,)       # a worker may hold it
+ACTIVE = (WAITING,) + RUNNABLE       # not ended: identity keys are unique among these
 ENDED = (DONE, FAILED, CANCELLED)
+CANCELLABLE = (WAITING,) + QUEUED
 
 DEFAULT_MAX_RETRIES = 5
 # Advisory lock class (first key) of running jobs; the second key is the job id. A worker
@@ -64,16 +66,27 @@ def new_task_id():
 
 def create_schema(cr):
     """Indexes and the trigger the store relies on (the ORM creates the tables)."""
-    # Identity keys are unique per user among active jobs, enforced by the database itself.
+    # Identity keys are unique per user among active jobs, enforced by the database itself
+    # (the index's name changes with what "active" covers: ON CONFLICT names its predicate).
     cr.execute("DROP INDEX IF EXISTS celery_job_identity_key_waiting")
-    cr.execute("CREATE UNIQUE INDEX IF NOT EXISTS celery_job_identity_key_active"
+    cr.execute("DROP INDEX IF EXISTS celery_job_identity_key_active")
+    cr.execute("CREATE UNIQUE INDEX IF NOT EXISTS celery_job_identity_key_unfinished"
                " ON celery_job (user_id, identity_key) WHERE identity_key IS NOT NULL"
                " AND state IN " + _ACTIVE_SQL)
     # The sweeper scans active jobs only; the cleanup cron ended ones.
-    cr.execute("CREATE INDEX IF NOT EXISTS celery_job_waiting ON celery_job (state, date_enqueued)"
-               " WHERE state IN " + _ACTIVE_SQL)
+    cr.execute("DROP INDEX IF EXISTS celery_job_waiting")
+    cr.execute("CREATE INDEX IF NOT EXISTS celery_job_unfinished ON celery_job"
+               " (state, date_enqueued) WHERE state IN " + _ACTIVE_SQL)
     cr.execute("CREATE INDEX IF NOT EXISTS celery_job_ended ON celery_job (state, date_done)"
                " WHERE state IN ('done', 'failed', 'cancelled')")
+    # A job depends only on jobs that existed before it (ids grow), so no cycle can ever be
+    # stored: the database refuses one outright.
+    cr.execute("ALTER TABLE celery_job_dependency DROP CONSTRAINT IF EXISTS"
+               " celery_job_dependency_older_only")
+    cr.execute("ALTER TABLE celery_job_dependency ADD CONSTRAINT celery_job_dependency_older_only"
+               " CHECK (depends_on_id < job_id)")
+    cr.execute("CREATE INDEX IF NOT EXISTS celery_job_dependency_depends_on"
+               " ON celery_job_dependency (depends_on_id)")
     # Each failure writes a traceback (the same text when a job fails the same way again):
     # this keeps a line of each, newest first, with no row per attempt and no cost on enqueue.
     cr.execute(r"""
@@ -96,24 +109,58 @@ def create_schema(cr):
 
 # ---------------------------------------------------------------------- enqueue and publish
 
-def insert(cr, values, uid):
-    """Write a new ``pending`` job (``values``: INSERT_COLUMNS by name) as user ``uid``.
+class DependencyError(ValueError):
+    """A job cannot depend on these jobs; the message says why."""
 
-    Returns ``(job id, Dispatch)``, or ``(id of the caller's active job with the same
-    identity key, None)``: nothing is written then.
+
+def _dependencies_left(cr, depends_on):
+    """How many of the jobs ``depends_on`` are not done yet, read as they are committed.
+
+    Their rows are share-locked until ``cr`` commits: a dependency ending meanwhile (which
+    locks its row first, see ``_end_jobs``) then sees the new job's dependency, or this
+    reads it done.
+    """
+    cr.execute("SELECT id, state FROM celery_job WHERE id = ANY(%s) FOR KEY SHARE",
+               (list(depends_on),))
+    states = dict(cr.fetchall())
+    missing = sorted(set(depends_on) - set(states))
+    if missing:
+        raise DependencyError("No job %s to depend on." % ", ".join(map(str, missing)))
+    cancelled = sorted(job_id for job_id, state in states.items() if state == CANCELLED)
+    if cancelled:
+        raise DependencyError("Job %s is cancelled: a job waiting for it would never run "
+                              "(retry it first)." % ", ".join(map(str, cancelled)))
+    return sum(state != DONE for state in states.values())
+
+
+def insert(cr, values, uid, depends_on=(), batch_id=None):
+    """Write a new job (``values``: INSERT_COLUMNS by name) as user ``uid``: ``pending``,
+    or ``waiting`` until every job of ``depends_on`` (ids of existing jobs) is done.
+
+    Returns ``(job id, Dispatch)`` (Dispatch None for a waiting job), or ``(id of the
+    caller's active job with the same identity key, None)``: nothing is written then.
+    Raises DependencyError when a dependency does not exist or is cancelled.
     """
     job_uuid, task_id = str(uuid.uuid4()), new_task_id()
+    left = _dependencies_left(cr, depends_on) if depends_on else 0
     row = dict(values, uuid=job_uuid)
-    params = [row[column] for column in INSERT_COLUMNS] + [task_id, uid, uid]
+    params = [row[column] for column in INSERT_COLUMNS] + [
+        WAITING if left else PENDING, left, batch_id, task_id, uid, uid]
     cr.execute(
-        "INSERT INTO celery_job (%s, state, retry_count, celery_task_id, create_uid, write_uid,"
-        " create_date, write_date) VALUES (%s, 'pending', 0, %%s, %%s, %%s, %s, %s)"
+        "INSERT INTO celery_job (%s, state, dependencies_left, batch_id, retry_count,"
+        " celery_task_id, create_uid, write_uid, create_date, write_date)"
+        " VALUES (%s, %%s, %%s, %%s, 0, %%s, %%s, %%s, %s, %s)"
         " ON CONFLICT (user_id, identity_key) WHERE identity_key IS NOT NULL"
         " AND state IN %s DO NOTHING RETURNING id"
         % (", ".join(INSERT_COLUMNS), ", ".join(["%s"] * len(INSERT_COLUMNS)), NOW, NOW,
            _ACTIVE_SQL), params)
     inserted = cr.fetchone()
     if inserted:
+        if depends_on:
+            cr.execute("INSERT INTO celery_job_dependency (job_id, depends_on_id)"
+                       " SELECT %s, unnest(%s::int[])", (inserted[0], sorted(set(depends_on))))
+        if left:
+            return inserted[0], None
         return inserted[0], Dispatch(inserted[0], job_uuid, row["queue"], row["priority"],
                                      row["eta"], task_id)
     cr.execute("SELECT id FROM celery_job WHERE user_id = %s AND identity_key = %s"
@@ -229,7 +276,7 @@ def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
     state, current_task_id, retry_count, max_retries, queue, priority, seconds_to_eta = \
         cr.fetchone()
     seconds_to_eta = float(seconds_to_eta or 0)
-    if state not in ACTIVE:
+    if state not in RUNNABLE:
         return Dropped("it is %s" % state, None, ())
     if current_task_id != task_id:
         return Dropped("the job was published again since (task %s)" % current_task_id, None, ())
@@ -262,34 +309,90 @@ def release(cr, job_id):
 
 # ---------------------------------------------------------------------- a job's end
 
+class Ended(collections.namedtuple("Ended", "ids channels released")):
+    """What ending jobs did: the ids moved, the bus channels to wake and the Dispatches of
+    the jobs it released, both once the transaction commits."""
+
+
+def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=True):
+    """Move the jobs among ``job_ids`` that are in ``from_states`` to the ended ``state``
+    and, in the same statement, release what waited for them and end their batches.
+
+    In that one statement: each job waiting for a job that ended ``done`` has one
+    dependency less, and those with none left become ``pending`` (returned, to publish once
+    ``cr`` commits, so no crash can strand them between two transactions); each batch has
+    its newly ended jobs counted off, and one whose last job ended is ended; the bus
+    notices of the jobs (``notify_jobs``) and of the ended batches are written.
+    """
+    # Rows locked first, by a statement of their own: the one that ends them then sees every
+    # dependent committed meanwhile (an enqueue share-locks its dependencies).
+    cr.execute("SELECT id, state FROM celery_job WHERE id = ANY(%s) AND state IN %s"
+               " ORDER BY id FOR UPDATE", (list(job_ids), tuple(from_states)))
+    locked = cr.fetchall()
+    if not locked:
+        return Ended([], [], [])
+    newly_ended = [job_id for job_id, old_state in locked if old_state not in ENDED]
+    dbname = cr.connection.info.dbname
+    job_notice, job_params = odoo_version.job_end_notice(dbname, "notified", "celery.job")
+    batch_notice, batch_params = odoo_version.job_end_notice(dbname, "ended_batches",
+                                                             "celery.job.batch")
+    cr.execute(
+        "WITH ended AS (UPDATE celery_job SET state = %s, " + assignments + ", date_done = "
+        + NOW + " WHERE id = ANY(%s) AND state IN %s"
+        " RETURNING id, name, state, user_id, batch_id),"
+        " released AS (UPDATE celery_job w SET dependencies_left = w.dependencies_left - r.n,"
+        "  state = CASE WHEN w.state = 'waiting' AND w.dependencies_left = r.n THEN 'pending'"
+        "  ELSE w.state END, write_date = " + NOW +
+        "  FROM (SELECT d.job_id, count(*) AS n FROM celery_job_dependency d"
+        "   JOIN ended ON ended.id = d.depends_on_id AND ended.state = 'done'"
+        "   GROUP BY d.job_id) r"
+        "  WHERE w.id = r.job_id"
+        "  RETURNING w.id, w.uuid, w.queue, w.priority, w.eta, w.celery_task_id, w.state),"
+        " batches AS (UPDATE celery_job_batch b SET jobs_left = b.jobs_left - e.n,"
+        "  state = CASE WHEN b.jobs_left = e.n THEN 'ended' ELSE 'running' END,"
+        "  date_done = CASE WHEN b.jobs_left = e.n THEN " + NOW + " END"
+        "  FROM (SELECT batch_id, count(*) AS n FROM ended WHERE batch_id IS NOT NULL"
+        "   AND id = ANY(%s) GROUP BY batch_id) e"
+        "  WHERE b.id = e.batch_id RETURNING b.id, b.name, b.state, b.user_id),"
+        " ended_batches AS (SELECT * FROM batches WHERE state = 'ended'),"
+        " notified AS (SELECT * FROM ended WHERE %s),"
+        " job_notice AS (" + job_notice + "), batch_notice AS (" + batch_notice + ")"
+        " SELECT ARRAY(SELECT id FROM ended),"
+        "  ARRAY(SELECT channel FROM job_notice UNION ALL SELECT channel FROM batch_notice),"
+        "  (SELECT json_agg(json_build_array(id, uuid, queue, priority, eta, celery_task_id))"
+        "   FROM released WHERE state = 'pending')",
+        (state,) + tuple(params) + ([job_id for job_id, _state in locked], tuple(from_states),
+                                    newly_ended, notify_jobs)
+        + tuple(job_params) + tuple(batch_params))
+    ids, channels, released = cr.fetchone()
+    return Ended(ids, channels, [_dispatch(row) for row in released or ()])
+
+
 def _end(cr, job_id, state, from_states, assignments, params):
-    """Move the job to the ended ``state`` and write its user's bus notice, in one
-    statement; the list of bus channels to wake once ``cr`` commits (see odoo_version),
-    or None when the job was not in ``from_states`` (logged)."""
-    notice_sql, notice_params = odoo_version.job_end_notice(cr.connection.info.dbname)
-    cr.execute("WITH ended AS (UPDATE celery_job SET state = %s, " + assignments +
-               ", date_done = " + NOW + " WHERE id = %s AND state IN %s"
-               " RETURNING id, name, state, user_id), notice AS (" + notice_sql + ")"
-               " SELECT (SELECT count(*) FROM ended), ARRAY(SELECT channel FROM notice)",
-               (state,) + tuple(params) + (job_id, tuple(from_states)) + tuple(notice_params))
-    moved, channels = cr.fetchone()
-    if not moved:
+    """End one job with its user's bus notice (see ``_end_jobs``); None when the job was
+    not in ``from_states`` (logged)."""
+    ended = _end_jobs(cr, [job_id], state, from_states, assignments, params)
+    if not ended.ids:
         _logger.warning("job %d: not marked %s, it was no longer %s", job_id, state,
                         " or ".join(from_states))
         return None
-    return channels
+    return ended
 
 
 def mark_done(cr, job_id, result, exec_time):
-    """Record success in the transaction that holds the job's work."""
+    """Record success in the transaction that holds the job's work, releasing the jobs
+    that waited for it only (see ``_end_jobs``); an Ended, or None."""
     return _end(cr, job_id, DONE, (STARTED,), "result = %s, exc_info = NULL, exec_time = %s",
                 (result, exec_time))
 
 
 def fail(cr, job_id, exc_info, exec_time=None, from_states=(STARTED,)):
-    """Mark the job failed with the traceback or reason ``exc_info``."""
-    return _end(cr, job_id, FAILED, from_states, "exc_info = %s, exec_time = %s",
-                (exc_info, exec_time))
+    """Mark the job failed with the traceback or reason ``exc_info``: the jobs waiting for
+    it keep waiting (a retry that succeeds releases them). The bus channels to wake, or
+    None."""
+    ended = _end(cr, job_id, FAILED, from_states, "exc_info = %s, exec_time = %s",
+                 (exc_info, exec_time))
+    return ended and ended.channels
 
 
 def retry_delay(retry_count):
@@ -321,20 +424,26 @@ def mark_retry(cr, job, exc_info, seconds=None):
 # ---------------------------------------------------------------------- by hand (buttons)
 
 def cancel(cr, job_ids, uid):
-    """Cancel the queued jobs among ``job_ids``; the ids cancelled."""
-    return _end_by_hand(cr, job_ids, uid, CANCELLED, QUEUED)
+    """Cancel the jobs among ``job_ids`` that have not started, and with them every job
+    waiting for one of them, however far down (they could never run); an Ended."""
+    cr.execute("WITH RECURSIVE doomed(id) AS (SELECT id FROM celery_job WHERE id = ANY(%s)"
+               " AND state IN %s UNION SELECT d.job_id FROM celery_job_dependency d"
+               " JOIN doomed ON d.depends_on_id = doomed.id"
+               " JOIN celery_job w ON w.id = d.job_id AND w.state = 'waiting')"
+               " SELECT id FROM doomed", (list(job_ids), CANCELLABLE))
+    doomed = [row[0] for row in cr.fetchall()]
+    return _end_by_hand(cr, doomed, uid, CANCELLED, CANCELLABLE)
 
 
 def set_done(cr, job_ids, uid):
-    """Mark done by hand the jobs among ``job_ids`` that are not running; the ids moved."""
-    return _end_by_hand(cr, job_ids, uid, DONE, QUEUED + (FAILED, CANCELLED))
+    """Mark done by hand the jobs among ``job_ids`` that are not running, releasing what
+    waited for them; an Ended."""
+    return _end_by_hand(cr, job_ids, uid, DONE, CANCELLABLE + (FAILED, CANCELLED))
 
 
 def _end_by_hand(cr, job_ids, uid, state, from_states):
-    cr.execute("UPDATE celery_job SET state = %s, date_done = " + NOW + ", write_date = " + NOW +
-               ", write_uid = %s WHERE id = ANY(%s) AND state IN %s RETURNING id",
-               (state, uid, list(job_ids), from_states))
-    return [row[0] for row in cr.fetchall()]
+    return _end_jobs(cr, job_ids, state, from_states, "write_date = " + NOW + ", write_uid = %s",
+                     (uid,), notify_jobs=False)
 
 
 class IdentityKeyTaken(Exception):
@@ -346,8 +455,9 @@ class IdentityKeyTaken(Exception):
 
 
 def retry(cr, job_ids, uid, user_name):
-    """Run the failed or cancelled jobs among ``job_ids`` again, from a clean retry count;
-    their Dispatches, to publish once ``cr`` commits.
+    """Run the failed or cancelled jobs among ``job_ids`` again, from a clean retry count
+    (``waiting`` again while a job they depend on is not done); the Dispatches of those
+    that run now, to publish once ``cr`` commits.
 
     Raises IdentityKeyTaken (nothing changed) when a newer active job of the same user
     holds the identity key of one of them.
@@ -360,19 +470,26 @@ def retry(cr, job_ids, uid, user_name):
     if holders:
         raise IdentityKeyTaken(holders)
     cr.execute(
-        "UPDATE celery_job SET state = 'pending', retry_count = 0, eta = NULL,"
+        "WITH retried AS (UPDATE celery_job SET retry_count = 0, eta = NULL,"
+        " state = CASE WHEN dependencies_left > 0 THEN 'waiting' ELSE 'pending' END,"
         " celery_task_id = md5(random()::text || id::text), date_done = NULL,"
         " date_enqueued = NULL, write_date = " + NOW + ", write_uid = %s,"
         " retry_history = left(to_char(" + NOW + ", 'YYYY-MM-DD HH24:MI:SS') || ' UTC  retried by '"
         " || %s || coalesce(E'\\n' || retry_history, ''), %s)"
         " WHERE id = ANY(%s) AND state IN ('failed', 'cancelled')"
-        " RETURNING id, uuid, queue, priority, eta, celery_task_id",
+        " RETURNING id, uuid, queue, priority, eta, celery_task_id, state, batch_id),"
+        # A retried job counts in its batch again, which runs again until it ends.
+        " batches AS (UPDATE celery_job_batch b SET jobs_left = b.jobs_left + r.n,"
+        "  state = 'running', date_done = NULL FROM (SELECT batch_id, count(*) AS n"
+        "  FROM retried WHERE batch_id IS NOT NULL GROUP BY batch_id) r WHERE b.id = r.batch_id"
+        "  RETURNING b.id)"
+        " SELECT id, uuid, queue, priority, eta, celery_task_id, state FROM retried",
         (uid, user_name, HISTORY_MAX_CHARS, list(job_ids)))
-    retried = [_dispatch(row) for row in cr.fetchall()]
-    if retried:
+    rows = cr.fetchall()
+    if rows:
         cr.execute("DELETE FROM celery_job_progress WHERE job_id = ANY(%s)",
-                   ([job.id for job in retried],))
-    return retried
+                   ([row[0] for row in rows],))
+    return [_dispatch(row) for row in rows if row[6] == PENDING]
 
 
 # ---------------------------------------------------------------------- progress
@@ -398,7 +515,8 @@ def sweep(cr, grace, window, republish_after):
     """Recover jobs that lost their way; their Dispatches and bus channels to wake.
 
     Jobs left ``started`` by a dead worker (their lock is free) run again, or fail once
-    their retries are used up; jobs left ``pending`` (publishing never happened), waiting
+    their retries are used up; jobs left ``waiting`` although every job they depend on is
+    done are released; jobs left ``pending`` (publishing never happened), waiting
     in the database for an eta now near, or ``enqueued`` so long that their broker must
     have lost them are published again. ``cr`` is READ COMMITTED: workers move these jobs
     on meanwhile, and their updates must neither fail the sweep nor be undone by it.
@@ -416,8 +534,12 @@ def sweep(cr, grace, window, republish_after):
             notices += fail(cr, job_id, dead_worker_reason(max_retries))
     cr.execute(
         "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
-        " retry_count = retry_count + (state = 'started')::int, state = 'pending'"
+        " retry_count = retry_count + (state = 'started')::int, state = 'pending',"
+        " dependencies_left = CASE WHEN state = 'waiting' THEN 0 ELSE dependencies_left END"
         " WHERE id = ANY(%(dead)s) AND state = 'started'"
+        " OR state = 'waiting' AND NOT EXISTS (SELECT 1 FROM celery_job_dependency d"
+        "    JOIN celery_job dependency ON dependency.id = d.depends_on_id"
+        "    WHERE d.job_id = celery_job.id AND dependency.state <> 'done')"
         " OR state = 'pending' AND create_date < " + NOW + " - make_interval(secs => %(grace)s)"
         " OR state = 'enqueued' AND date_enqueued IS NULL"
         "    AND (eta IS NULL OR eta < " + NOW + " + make_interval(secs => %(window)s))"
@@ -430,8 +552,41 @@ def sweep(cr, grace, window, republish_after):
 
 
 def delete_ended(cr, states, days, batch_size):
-    """Delete up to ``batch_size`` jobs in ``states`` that ended ``days`` ago; how many."""
-    cr.execute("DELETE FROM celery_job WHERE id IN (SELECT id FROM celery_job WHERE state IN %s"
-               " AND date_done < " + NOW + " - make_interval(days => %s) LIMIT %s)",
-               (tuple(states), days, batch_size))
+    """Delete up to ``batch_size`` jobs in ``states`` that ended ``days`` ago, but none a
+    waiting job depends on (its form shows what it waits for); how many."""
+    cr.execute("DELETE FROM celery_job WHERE id IN (SELECT id FROM celery_job j WHERE state IN %s"
+               " AND date_done < " + NOW + " - make_interval(days => %s)"
+               " AND NOT EXISTS (SELECT 1 FROM celery_job_dependency d JOIN celery_job w"
+               "  ON w.id = d.job_id AND w.state = 'waiting' WHERE d.depends_on_id = j.id)"
+               " LIMIT %s)", (tuple(states), days, batch_size))
     return cr.rowcount
+
+
+# ---------------------------------------------------------------------- batches
+
+def create_batch(cr, name, uid, company_id):
+    """A new, still empty batch of user ``uid``; its id. Jobs are inserted with its id,
+    then ``seal_batch`` counts them."""
+    cr.execute("INSERT INTO celery_job_batch (name, user_id, company_id, state, jobs_left,"
+               " create_uid, write_uid, create_date, write_date)"
+               " VALUES (%s, %s, %s, 'running', 0, %s, %s, " + NOW + ", " + NOW + ") RETURNING id",
+               (name, uid, company_id, uid, uid))
+    return cr.fetchone()[0]
+
+
+def seal_batch(cr, batch_id):
+    """Count the batch's jobs that have not ended, in the transaction that inserted them
+    (none can end before it commits): each job's end counts itself off from then on."""
+    cr.execute("UPDATE celery_job_batch SET jobs_left = (SELECT count(*) FROM celery_job"
+               " WHERE batch_id = %s AND state NOT IN %s) WHERE id = %s AND state = 'running'",
+               (batch_id, ENDED, batch_id))
+
+
+def batch_counts(cr, batch_ids):
+    """{batch id: {state: number of its jobs}}, counted now."""
+    cr.execute("SELECT batch_id, state, count(*) FROM celery_job WHERE batch_id = ANY(%s)"
+               " GROUP BY batch_id, state", (list(batch_ids),))
+    counts = collections.defaultdict(dict)
+    for batch_id, state, count in cr.fetchall():
+        counts[batch_id][state] = count
+    return counts

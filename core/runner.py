@@ -110,14 +110,17 @@ def _execute(process, cr, control, job):
             kwargs = encoding.loads(job.kwargs, env)
             with time_limit(cr, job.time_limit):
                 result = getattr(records, job.method_name)(*args, **kwargs)
-            # Done is written with the job's work: both commit, or neither.
-            notices = jobstore.mark_done(cr, job.id, _encode_result(result),
-                                         time.monotonic() - started)
-            if notices is None:
+            # Done is written with the job's work, and releases what waited for it: all
+            # commit, or nothing does.
+            ended = jobstore.mark_done(cr, job.id, _encode_result(result),
+                                       time.monotonic() - started)
+            if ended is None:
                 cr.rollback()  # the job was moved on meanwhile: its work is not kept
                 return None
             cr.commit()
-        process.wake_bus(notices)
+        process.wake_bus(ended.channels)
+        if ended.released:
+            publish_committed(cr.dbname, ended.released)
         _logger.debug("job %s done", job.uuid)
     except RetryableJobError as error:
         cr.rollback()

@@ -1,9 +1,11 @@
 from . import cli
 from . import models
+from .core.canvas import chain, group
 from .core.exceptions import RetryableJobError
 from .core.deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
 
-__all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError"]
+__all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError", "chain",
+           "group"]
 
 
 def post_load():

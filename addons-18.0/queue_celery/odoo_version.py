@@ -88,9 +88,10 @@ def company_context(company_id):
     return {"allowed_company_ids": [company_id]} if company_id else {}
 
 
-def job_end_notice(dbname):
-    """The SQL, and its parameters, that writes the bus notice of the jobs in the CTE
-    ``ended`` (id, name, state, user_id) to their users whose web client is connected (their
+def job_end_notice(dbname, source, message_type):
+    """The SQL, and its parameters, that writes the bus notice ``message_type`` of the jobs
+    (or batches) in the CTE ``source`` (id, name, state, user_id) to their users whose web
+    client is connected (their
     bus presence is not offline: Odoo 18 marks it offline when the websocket closes; nobody
     else would read it), returning each notice's channel (JSON text).
 
@@ -101,12 +102,12 @@ def job_end_notice(dbname):
     now = "(statement_timestamp() at time zone 'UTC')"
     return ("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
             " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
-            " 'celery.job', 'payload', json_build_object('id', ended.id, 'name', ended.name,"
-            " 'state', ended.state))::text, " + now + ", " + now + ", %s, %s FROM ended"
-            " JOIN res_users u ON u.id = ended.user_id"
+            " %s, 'payload', json_build_object('id', ended.id, 'name', ended.name,"
+            " 'state', ended.state))::text, " + now + ", " + now + ", %s, %s FROM "
+            + source + " ended JOIN res_users u ON u.id = ended.user_id"
             " JOIN bus_presence p ON p.user_id = ended.user_id AND p.status <> 'offline'"
             " RETURNING channel",
-            (channel_head, SUPERUSER_ID, SUPERUSER_ID))
+            (channel_head, message_type, SUPERUSER_ID, SUPERUSER_ID))
 
 
 def wake_bus(connection, channels):

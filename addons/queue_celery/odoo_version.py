@@ -68,9 +68,10 @@ def company_context(company_id):
     return {"force_company": company_id, "celery_job_company_id": company_id} if company_id else {}
 
 
-def job_end_notice(dbname):
-    """The SQL, and its parameters, that writes the bus notice of the jobs in the CTE
-    ``ended`` (id, name, state, user_id) to their users whose web client is connected (it
+def job_end_notice(dbname, source, message_type):
+    """The SQL, and its parameters, that writes the bus notice ``message_type`` of the jobs
+    (or batches) in the CTE ``source`` (id, name, state, user_id) to their users whose web
+    client is connected (it
     polled within Odoo's disconnection delay: nobody else would read it), returning each
     notice's channel (JSON text)."""
     # The channel as Odoo's bus writes it: json_dump([dbname, "res.partner", partner_id]).
@@ -78,11 +79,12 @@ def job_end_notice(dbname):
     now = "(statement_timestamp() at time zone 'UTC')"
     return ("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
             " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
-            " 'celery.job', 'id', ended.id, 'name', ended.name, 'state', ended.state)::text, " +
-            now + ", " + now + ", %s, %s FROM ended JOIN res_users u ON u.id = ended.user_id"
+            " %s, 'id', ended.id, 'name', ended.name, 'state', ended.state)::text, " +
+            now + ", " + now + ", %s, %s FROM " + source +
+            " ended JOIN res_users u ON u.id = ended.user_id"
             " JOIN bus_presence p ON p.user_id = ended.user_id"
             " AND p.last_poll > " + now + " - make_interval(secs => %s) RETURNING channel",
-            (channel_head, SUPERUSER_ID, SUPERUSER_ID, DISCONNECTION_TIMER))
+            (channel_head, message_type, SUPERUSER_ID, SUPERUSER_ID, DISCONNECTION_TIMER))
 
 
 def wake_bus(connection, channels):

@@ -1,5 +1,7 @@
 from odoo import models
 
+from ..canvas import Delayable
+
 
 class DelayedCall:
     """``records.with_delay(...)``: the next method called on it becomes a job."""
@@ -20,6 +22,18 @@ class DelayedCall:
         return enqueue
 
 
+class DelayableCall(DelayedCall):
+    """``records.delayable(...)``: the next method called on it becomes a Delayable."""
+
+    __slots__ = ()
+
+    def __getattr__(self, method_name):
+        def delayable(*args, **kwargs):
+            return Delayable(self._records, method_name, args, kwargs, self._options)
+
+        return delayable
+
+
 class Base(models.AbstractModel):
     _inherit = "base"
 
@@ -34,3 +48,16 @@ class Base(models.AbstractModel):
                                       countdown=countdown, max_retries=max_retries,
                                       description=description, identity_key=identity_key,
                                       time_limit=time_limit))
+
+    def delayable(self, queue="default", priority=None, eta=None, countdown=None,
+                  max_retries=None, description=None, identity_key=None, time_limit=None):
+        """The next method call on these records, not yet enqueued: a Delayable, for
+        ``chain`` and ``group`` (``from odoo.addons.queue_celery import chain, group``).
+
+        ``chain(records.delayable().step1(), records.delayable().step2()).delay()``. The
+        options are ``celery.job.enqueue``'s.
+        """
+        return DelayableCall(self, dict(queue=queue, priority=priority, eta=eta,
+                                        countdown=countdown, max_retries=max_retries,
+                                        description=description, identity_key=identity_key,
+                                        time_limit=time_limit))

@@ -17,7 +17,7 @@ class TestJobEndNotice(common.TransactionCase):
 
     def write_notice(self):
         """Write the notice of the job, as the worker does when it ends; the channels."""
-        sql, params = odoo_version.job_end_notice(self.env.cr.dbname)
+        sql, params = odoo_version.job_end_notice(self.env.cr.dbname, "ended", "celery.job")
         self.env.cr.execute("WITH ended AS (SELECT id, name, 'failed' AS state, user_id"
                             " FROM celery_job WHERE id = %s) " + sql, [self.job.id, *params])
         return [row[0] for row in self.env.cr.fetchall()]

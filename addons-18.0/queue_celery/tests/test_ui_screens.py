@@ -134,8 +134,12 @@ class TestJobScreens(common.TransactionCase):
             Jobs.get_view(view_type=view_type)
         search = Jobs.get_view(view_type="search")["arch"]
         for name in ("pending", "enqueued", "started", "failed", "done", "cancelled", "my_jobs",
-                     "group_state", "group_queue", "group_model", "group_user", "group_day"):
+                     "group_state", "group_queue", "group_model", "group_user", "group_day", "waiting",
+                     "group_batch"):
             self.assertIn(f'name="{name}"', search)
         form = Jobs.get_view(view_type="form")["arch"]
         self.assertIn("retry_history", form)
+        self.assertIn("dependent_ids", form)
+        for view_type in ("list", "form", "search"):
+            self.env["celery.job.batch"].with_user(self.user).get_view(view_type=view_type)
         self.assertIn("progress", form)

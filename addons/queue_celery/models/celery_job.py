@@ -12,6 +12,7 @@ from ..core.celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES, publish_aft
 _logger = logging.getLogger(__name__)
 
 STATES = [
+    (jobstore.WAITING, "Waiting for other jobs"),  # until every job it depends on is done
     (jobstore.PENDING, "Pending"),      # written, not yet handed to the broker
     (jobstore.ENQUEUED, "Enqueued"),    # handed to the broker, or waiting for its eta
     (jobstore.STARTED, "Started"),
@@ -64,6 +65,15 @@ class CeleryJob(models.Model):
     time_limit = fields.Integer(readonly=True, help="Seconds the job may run; 0: the "
                                 "celery_job_time_limit of odoo.conf")
     retry_history = fields.Text(readonly=True, help="One line per failed attempt, newest first")
+    dependencies_left = fields.Integer(readonly=True, help="Jobs it waits for not done yet")
+    depends_on_ids = fields.Many2many(
+        "celery.job", "celery_job_dependency", "job_id", "depends_on_id", string="Waits for",
+        readonly=True, help="It runs once every one of these jobs is done")
+    dependent_ids = fields.Many2many(
+        "celery.job", "celery_job_dependency", "depends_on_id", "job_id", string="Waited for by",
+        readonly=True, help="They run once this job is done; cancelling it cancels them")
+    batch_id = fields.Many2one("celery.job.batch", string="Batch", readonly=True, index=True,
+                               ondelete="set null")
     progress = fields.Float(compute="_compute_progress", help="Percent done, as last reported")
     progress_message = fields.Char(compute="_compute_progress")
 
@@ -84,7 +94,7 @@ class CeleryJob(models.Model):
     @api.returns("self", lambda job: job.id)
     def enqueue(self, target, method_name, args=(), kwargs=None, queue="default", priority=None,
                 eta=None, countdown=None, max_retries=None, description=None, identity_key=None,
-                record_ids=None, time_limit=None):
+                record_ids=None, time_limit=None, depends_on=None):
         """Run ``target.method_name(*args, **kwargs)`` in the background; return the job.
 
         :param target: a recordset, or a model name (then give ``record_ids``, as RPC does)
@@ -100,6 +110,8 @@ class CeleryJob(models.Model):
             instead of enqueuing another
         :param time_limit: seconds the job may run before it fails (default: odoo.conf's
             ``celery_job_time_limit``)
+        :param depends_on: ids of jobs the caller may read: the job waits (``waiting``)
+            until every one of them is done
         """
         if isinstance(method_name, str):
             models.check_method_name(method_name)
@@ -110,12 +122,13 @@ class CeleryJob(models.Model):
         return self._enqueue(target, record_ids, method_name, args, kwargs, queue=queue,
                              priority=priority, eta=eta, countdown=countdown,
                              max_retries=max_retries, description=description,
-                             identity_key=identity_key, time_limit=time_limit)
+                             identity_key=identity_key, time_limit=time_limit,
+                             depends_on=depends_on)
 
     @api.model
     def _enqueue(self, model_name, record_ids, method_name, args=(), kwargs=None, queue="default",
                  priority=None, eta=None, countdown=None, max_retries=None, description=None,
-                 identity_key=None, time_limit=None):
+                 identity_key=None, time_limit=None, depends_on=None, batch_id=None):
         """``enqueue`` without the public-method rule: private methods are allowed here."""
         if not (self.env.uid == SUPERUSER_ID or self.env.user.has_group(USER_GROUP)):
             raise AccessError(_("Only internal users may enqueue jobs."))
@@ -125,6 +138,7 @@ class CeleryJob(models.Model):
             options = job_options.check_options(queue, priority, max_retries, time_limit,
                                                 identity_key, description)
             eta = job_options.eta_from(eta, countdown)
+            depends_on = job_options.check_depends_on(depends_on)
         except job_options.JobOptionError as error:
             raise UserError(str(error)) from None
         if model_name not in self.env:
@@ -143,16 +157,21 @@ class CeleryJob(models.Model):
         target.check_access_rights("read")
         if record_ids and self.env.uid != SUPERUSER_ID:
             target.check_access_rule("read")
+        if depends_on and self.env.uid != SUPERUSER_ID:
+            self.browse(depends_on).check_access_rule("read")
         name = options["description"] or (method.__doc__ or "").strip().split("\n")[0][
             :job_options.DESCRIPTION_MAX] or "%s.%s" % (model_name, method_name)
-        job_id, dispatch = jobstore.insert(self.env.cr, {
-            "name": name, "model_name": model_name, "method_name": method_name,
-            "record_ids": encoding.dumps(record_ids), "args": encoded_args,
-            "kwargs": encoded_kwargs, "context": encoded_context, "user_id": self.env.uid,
-            "company_id": self.env.user.company_id.id, "queue": options["queue"],
-            "priority": options["priority"], "eta": eta, "max_retries": options["max_retries"],
-            "identity_key": options["identity_key"], "time_limit": options["time_limit"],
-        }, self.env.uid)
+        try:
+            job_id, dispatch = jobstore.insert(self.env.cr, {
+                "name": name, "model_name": model_name, "method_name": method_name,
+                "record_ids": encoding.dumps(record_ids), "args": encoded_args,
+                "kwargs": encoded_kwargs, "context": encoded_context, "user_id": self.env.uid,
+                "company_id": self.env.user.company_id.id, "queue": options["queue"],
+                "priority": options["priority"], "eta": eta, "max_retries": options["max_retries"],
+                "identity_key": options["identity_key"], "time_limit": options["time_limit"],
+            }, self.env.uid, depends_on, batch_id)
+        except jobstore.DependencyError as error:
+            raise UserError(str(error)) from None
         if dispatch:
             publish_after_commit(self.env.cr, [dispatch])
         return self.browse(job_id)
@@ -165,12 +184,14 @@ class CeleryJob(models.Model):
         self.check_access_rule("read")
 
     def _moved(self):
-        self.invalidate_cache(ids=self.ids)
+        """After a change that reaches other jobs and batches than these too."""
+        self.invalidate_cache()
         return True
 
     @api.multi
     def button_retry(self):
-        """Run failed or cancelled jobs again, from a clean retry count."""
+        """Run failed or cancelled jobs again, from a clean retry count (waiting again for
+        the jobs they depend on that are not done)."""
         self._check_manager()
         try:
             retried = jobstore.retry(self.env.cr, self.ids, self.env.uid, self.env.user.name)
@@ -184,16 +205,18 @@ class CeleryJob(models.Model):
 
     @api.multi
     def button_cancel(self):
-        """Cancel jobs that have not started."""
+        """Cancel jobs that have not started, and every job waiting for them."""
         self._check_manager()
         jobstore.cancel(self.env.cr, self.ids, self.env.uid)
         return self._moved()
 
     @api.multi
     def button_done(self):
-        """Mark jobs done by hand (for a job that ended outside this queue)."""
+        """Mark jobs done by hand (for a job that ended outside this queue), releasing the
+        jobs that waited for them only."""
         self._check_manager()
-        jobstore.set_done(self.env.cr, self.ids, self.env.uid)
+        publish_after_commit(self.env.cr, jobstore.set_done(self.env.cr, self.ids,
+                                                             self.env.uid).released)
         return self._moved()
 
     @api.multi
@@ -203,6 +226,8 @@ class CeleryJob(models.Model):
         if self.filtered(lambda job: job.state not in jobstore.ENDED):
             raise UserError(_("Only ended jobs (done, failed or cancelled) can be deleted; "
                               "cancel the others first."))
+        if self.sudo().mapped("dependent_ids").filtered(lambda job: job.state == jobstore.WAITING):
+            raise UserError(_("Jobs waiting for these jobs would never run: cancel them first."))
         return super().unlink()
 
     # ------------------------------------------------------------------ progress
@@ -244,6 +269,12 @@ class CeleryJob(models.Model):
         return True
 
     # ------------------------------------------------------------------ crons
+
+    @api.model
+    def _create_batch(self, name):
+        """A new batch of this user, for jobs about to be enqueued together; its id."""
+        return jobstore.create_batch(self.env.cr, name, self.env.uid,
+                                     self.env.user.company_id.id)
 
     @api.model
     def _cron_sweep(self):

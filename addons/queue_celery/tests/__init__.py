@@ -1,4 +1,4 @@
-from ..core.tests import test_encoding
+from ..core.tests import test_dependencies, test_encoding
 from . import test_enqueue
 from . import test_security
 from . import test_rpc

@@ -90,6 +90,7 @@ async function failedNotifications(page) {
 async function asManager(page) {
     await openMenu(page, 'base.menu_administration');
     await openMenu(page, 'queue_celery.menu_celery_job');
+    await openMenu(page, 'queue_celery.menu_celery_job_list');
     await waitForList(page);
     check(await row(page, env.QC_OTHER_JOB_NAME).count() > 0, "a manager sees other users' jobs");
     await closeNotifications(page);

@@ -38,6 +38,13 @@ class JobRecord(models.Model):
         return self.make(marker)
 
     @api.model
+    def make_unless_blocked(self, marker):
+        """Fail while a row marked ``blocked-<marker>`` exists; then write one row."""
+        if self.search_count([("marker", "=", "blocked-" + marker)]):
+            raise UserError("blocked %s" % marker)
+        return self.make(marker)
+
+    @api.model
     def sleep_then_make(self, marker, seconds):
         """Write one row after ``seconds``."""
         time.sleep(seconds)

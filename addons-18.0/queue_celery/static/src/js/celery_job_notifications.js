@@ -1,8 +1,9 @@
 /**
  * Live job updates in the web client. The server sends, on the user's partner channel,
- * `celery.job` {id, name, state} when one of their jobs ends (done or failed) and
- * `celery.job.progress` {id, progress, message} while it runs. A notification (a warning for
- * a failure) links to the job; the job lists and forms on screen reload.
+ * `celery.job` {id, name, state} when one of their jobs ends (done or failed),
+ * `celery.job.batch` {id, name, state} when the last job of one of their batches ends, and
+ * `celery.job.progress` {id, progress, message} while a job runs. A notification (a warning
+ * for a failure) links to the job or batch; the job lists and forms on screen reload.
  */
 import { EventBus, markup } from "@odoo/owl";
 import { _t } from "@web/core/l10n/translation";
@@ -35,6 +36,14 @@ export const celeryJobNotificationsService = {
                     type: failed ? "warning" : "success",
                     sticky: failed,
                 }
+            );
+            reloadJobViews();
+        });
+        bus_service.subscribe("celery.job.batch", ({ id, name }) => {
+            const label = escape(name || _t("Batch %s", id));
+            notification.add(
+                markup(`<a class="o_celery_job_link" href="/odoo/celery.job.batch/${id}">${label}</a>`),
+                { title: _t("Batch ended"), type: "success" }
             );
             reloadJobViews();
         });

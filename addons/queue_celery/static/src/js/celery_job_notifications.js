@@ -3,9 +3,10 @@ odoo.define('queue_celery.notifications', function (require) {
 
 /**
  * Live job updates in the web client: the server sends, on the user's partner channel,
- * {type: 'celery.job', id, name, state} when one of their jobs ends (done or failed) and
- * {type: 'celery.job.progress', id, progress, message} while it runs. A notification
- * (a warning for a failure) links to the job; open job lists and forms reload.
+ * {type: 'celery.job', id, name, state} when one of their jobs ends (done or failed),
+ * {type: 'celery.job.batch', id, name, state} when the last job of one of their batches ends,
+ * and {type: 'celery.job.progress', id, progress, message} while a job runs. A notification
+ * (a warning for a failure) links to the job or batch; open job lists and forms reload.
  */
 var bus = require('bus.bus').bus;
 var core = require('web.core');
@@ -32,11 +33,13 @@ WebClient.include({
     _onCeleryJobNotifications: function (notifications) {
         var self = this;
         var jobMessages = _.filter(_.pluck(notifications, 1), function (message) {
-            return message && (message.type === 'celery.job' || message.type === 'celery.job.progress');
+            return message && _.contains(['celery.job', 'celery.job.batch', 'celery.job.progress'], message.type);
         });
         _.each(jobMessages, function (message) {
             if (message.type === 'celery.job') {
                 self._notifyJobEnded(message);
+            } else if (message.type === 'celery.job.batch') {
+                self._notifyBatchEnded(message);
             }
         });
         if (jobMessages.length) {
@@ -57,6 +60,17 @@ WebClient.include({
         } else {
             this.do_notify(_t('Job done'), link);
         }
+    },
+
+    /**
+     * @private
+     * @param {Object} message {id, name, state}
+     */
+    _notifyBatchEnded: function (message) {
+        var link = _.str.sprintf(
+            '<a class="o_celery_job_link" href="#id=%s&model=celery.job.batch&view_type=form">%s</a>',
+            message.id, _.escape(message.name || _.str.sprintf(_t('Batch %s'), message.id)));
+        this.do_notify(_t('Batch ended'), link);
     },
 
     /**
