@@ -29,8 +29,8 @@ def run(cr, job_id):
 
 def test_the_last_dependency_done_releases_its_dependent_in_the_same_statement(cursor):
     first, second = insert(cursor), insert(cursor)
-    waiting = insert(cursor, [first, second])
-    assert jobstore.insert(cursor, ROW, 1, [first])[1] is None, "no Dispatch while waiting"
+    waiting, dispatch = jobstore.insert(cursor, ROW, 1, [first, second])
+    assert dispatch is None, "not published while waiting"
     assert states(cursor, waiting) == ["waiting"]
     assert run(cursor, first).released == []
     assert states(cursor, waiting) == ["waiting"]

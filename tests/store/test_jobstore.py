@@ -124,11 +124,11 @@ def test_transitions_refuse_jobs_not_in_their_states(store):
     assert jobstore.retry(store, [job_id], 1, "admin") == []
     assert state(store, job_id) == ("pending", 0)
     store.execute("UPDATE celery_job SET state = 'started' WHERE id = %s", (job_id,))
-    assert jobstore.cancel(store, [job_id], 1) == []
-    assert jobstore.set_done(store, [job_id], 1) == []
+    assert jobstore.cancel(store, [job_id], 1).ids == []
+    assert jobstore.set_done(store, [job_id], 1).ids == []
     jobstore.record_dispatch(store, [job_id], [], [])
     assert state(store, job_id) == ("started", 0)
-    assert jobstore.mark_done(store, job_id, "42", 0.1) == []
+    assert jobstore.mark_done(store, job_id, "42", 0.1).channels == []
     assert state(store, job_id) == ("done", 0)
 
 
@@ -151,7 +151,7 @@ def test_identity_keys_are_unique_per_user_among_active_jobs(store):
     other_user = store.fetchone()[0]
     other, other_dispatch = insert(store, identity_key="k", user_id=other_user)
     assert other != first and other_dispatch
-    assert jobstore.cancel(store, [first], 1) == [first]
+    assert jobstore.cancel(store, [first], 1).ids == [first]
     again, _dispatch = insert(store, identity_key="k")
     assert again != first
     with pytest.raises(jobstore.IdentityKeyTaken) as taken:
@@ -186,7 +186,7 @@ def test_a_job_end_writes_its_users_bus_notice_when_their_client_is_connected(st
     store.execute("INSERT INTO bus_presence (user_id, last_poll, last_presence, status)"
                   " VALUES (1, now() at time zone 'UTC', now() at time zone 'UTC', 'online')"
                   " ON CONFLICT (user_id) DO UPDATE SET last_poll = EXCLUDED.last_poll")
-    channels = jobstore.mark_done(store, job_id, "null", 0.1)
+    channels = jobstore.mark_done(store, job_id, "null", 0.1).channels
     store.execute("SELECT partner_id FROM res_users WHERE id = 1")
     assert len(channels) == 1 and json.loads(channels[0])[1:] == ["res.partner", store.fetchone()[0]]
     store.execute("SELECT message FROM bus_bus WHERE channel = %s", (channels[0],))
