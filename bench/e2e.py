@@ -19,6 +19,7 @@ from bench.rig import (
     clear_jobs,
     embedded_url,
     enqueue_jobs,
+    environment,
     jobs_done_check,
     log,
     use_broker,
@@ -68,6 +69,42 @@ def measure_e2e(counts, runs, brokers, profile=False):
             bare.stop()
         results[broker] = {"queue_celery": ours, "bare_celery": theirs, "count": count}
     return results
+
+
+def measure_batch(counts, runs, broker):
+    """A batch's cost end to end: ``count`` no-op jobs enqueued in one transaction as one
+    batch (``group(...).delay()``: each job's end counts itself off the batch's row), against
+    the same jobs enqueued alone in one transaction, run by a 2-process worker."""
+    from odoo.addons.queue_celery import group
+
+    count = counts["batch"]
+    use_broker(broker)
+    worker = celery_worker(broker, "batch")
+    rates = {"batch": [], "alone": []}
+    try:
+        for run in range(runs):
+            for kind in ("alone", "batch"):
+                clear_jobs()
+                query(DB_QC, "DELETE FROM celery_job_batch")
+                check = jobs_done_check(DB_QC, "celery_job", count)
+                started = time.time()
+                with environment(DB_QC) as env:
+                    records = env["queue.celery.bench"]
+                    if kind == "batch":
+                        group(*[records.delayable().noop() for _ in range(count)]).delay()
+                    else:
+                        for _ in range(count):
+                            records.with_delay().noop()
+                ended = wait_for(check, count / 5 + 60)
+                rates[kind].append(count / (ended - started))
+            if query(DB_QC, "SELECT count(*) FROM celery_job_batch WHERE state = 'ended'"
+                            " AND jobs_left = 0") != [(1,)]:
+                raise RuntimeError("the batch did not end with its last job")
+            log("batch %s run %d: %.0f jobs/s in a batch, %.0f jobs/s alone", broker, run + 1,
+                rates["batch"][-1], rates["alone"][-1])
+    finally:
+        worker.stop()
+    return dict(rates, count=count, broker=broker)
 
 
 def measure_queue_job_e2e(counts, runs):

@@ -76,6 +76,13 @@ def build_rows(results):
                              results["counts"]["qj_e2e"], ","), fmt_rate(median(qj)),
                          "%.2fx" % (ours / median(qj)), ">= 3x queue_job",
                          "met" if ours >= 3 * median(qj) else "missed"))
+    batch = results.get("batch")
+    if batch:
+        ours, alone = median(batch["batch"]), median(batch["alone"])
+        rows.append(("End-to-end, %s, %s no-op jobs in one batch" % (
+            batch["broker"], format(batch["count"], ",")), fmt_rate(ours),
+            "the same jobs, no batch", fmt_rate(alone), "%.2fx" % (ours / alone),
+            ">= 0.9x no batch", "met" if ours >= 0.9 * alone else "missed"))
     enqueue = results.get("enqueue")
     if enqueue:
         ours = median(enqueue["queue_celery"])

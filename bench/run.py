@@ -39,10 +39,10 @@ from harness import ROOT  # noqa: E402
 # The full run's counts: ~25 minutes on a quiet 2-core machine, most of it queue_job (~60 jobs/s).
 FULL_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
                     light=30, load_rate=100, load_seconds=10, low=5000, high=20,
-                    scale=1000000, rss=10000)
+                    scale=1000000, rss=10000, batch=5000)
 QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
-                    load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300)
-MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss")
+                    load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300, batch=200)
+MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss", "batch")
 
 
 def main():
@@ -99,6 +99,8 @@ def main():
             results["scale"] = scale.measure_scale(counts, options.runs)
         if "rss" in only:
             results["rss"] = memory.measure_rss(counts, options.runs)
+        if "batch" in only:
+            results["batch"] = e2e.measure_batch(counts, options.runs, brokers[0])
     finally:
         harness.stop_all()
         delete_broker_queues()

@@ -4,6 +4,7 @@ The longest (marked ``faults``) run with ``make test-faults``; the others with `
 Every job writes one row, so "exactly once" is a count. The sweeper runs from the test
 (it is the cron's method) with no grace, as a minute-by-minute cron would in production.
 """
+import itertools
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ import pytest
 
 import odoo
 from harness import BROKERS, RedisServer, Server, query, require_port, use_broker, wait_for_jobs
+from odoo.addons.queue_celery import chain, group
 
 FINAL = ("done", "failed", "cancelled")
 
@@ -56,32 +58,70 @@ def assert_exactly_once(database, prefix, count):
     assert max(n for _marker, n in rows) == 1, "duplicated"
 
 
-def test_1000_jobs_while_workers_are_sigkilled_every_second(database, env, eager_sweeper):
-    use_broker("")
-    server = Server(database, "", celery_workers_default=2)
-    killed = []
-    stop = threading.Event()
+class WorkerKiller(threading.Thread):
+    """SIGKILLs one Celery worker of ``server`` every second until stopped."""
 
-    def kill_workers():
-        while not stop.wait(1):
-            pids = [pid for pids in server.celery_workers().values() for pid in pids]
+    def __init__(self, server):
+        super().__init__()
+        self.server, self.killed, self.stopped = server, [], threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(1):
+            pids = [pid for pids in self.server.celery_workers().values() for pid in pids]
             if pids:
                 pid = random.choice(pids)
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                self.killed.append(pid)
 
+    def stop(self):
+        self.stopped.set()
+        self.join()
+
+
+def test_1000_jobs_while_workers_are_sigkilled_every_second(database, env, eager_sweeper):
+    use_broker("")
+    server = Server(database, "", celery_workers_default=2)
     try:
         prefix, ids = enqueue_many(env, 1000)
-        killer = threading.Thread(target=kill_workers)
+        killer = WorkerKiller(server)
         killer.start()
         try:
             time.sleep(15)
         finally:
-            stop.set()
-            killer.join()
+            killer.stop()
         assert sweep_until_final(database, ids) == {"done": 1000}
-        assert len(killed) >= 10
+        assert len(killer.killed) >= 10
         assert_exactly_once(database, prefix, 1000)
+    finally:
+        server.stop()
+
+
+def test_200_chains_of_5_while_workers_are_sigkilled_every_second(database, env, eager_sweeper):
+    use_broker("")
+    server = Server(database, "", celery_workers_default=2)
+    prefix = uuid.uuid4().hex
+    Records = env["queue.celery.test.record"]
+    try:
+        chains = [[Records.delayable().make("%s-%d-%d" % (prefix, number, step))
+                   for step in range(5)] for number in range(200)]
+        jobs = group(*[chain(*steps) for steps in chains]).delay()
+        env.cr.commit()
+        killer = WorkerKiller(server)
+        killer.start()
+        try:
+            time.sleep(15)
+        finally:
+            killer.stop()
+        assert sweep_until_final(database, jobs.ids) == {"done": 1000}
+        assert len(killer.killed) >= 10
+        assert_exactly_once(database, prefix, 1000)
+        runs = dict((job_id, (started, done)) for job_id, started, done in query(
+            database, "SELECT id, date_started, date_done FROM celery_job WHERE id IN %s",
+            (tuple(jobs.ids),)))
+        for number, steps in enumerate(chains):
+            ran = [runs[step.job.id] for step in steps]
+            assert all(before[1] < after[0] for before, after in itertools.pairwise(ran)), \
+                "chain %d ran out of order" % number
     finally:
         server.stop()
 
