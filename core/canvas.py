@@ -6,6 +6,8 @@
 graph, in one batch when it has more than one job. A part waits for the *done* end of
 what comes before it: a failure holds the rest until a retry succeeds.
 """
+import itertools
+
 from odoo.exceptions import UserError
 
 from . import jobstore
@@ -71,7 +73,7 @@ class Composite(Canvas):
 def chain(*parts):
     """``parts`` one after the other: each starts once every job of the one before is done."""
     _check_parts(parts)
-    for before, after in zip(parts, parts[1:]):
+    for before, after in itertools.pairwise(parts):
         for tail in before.tails:
             for head in after.heads:
                 head.waits_for.append(tail)

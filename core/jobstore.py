@@ -48,7 +48,7 @@ INSERT_COLUMNS = ("uuid", "name", "model_name", "method_name", "record_ids", "ar
 # What running a claimed job needs, read as the job is marked started.
 CLAIMED_COLUMNS = ("user_id", "model_name", "method_name", "record_ids", "args", "kwargs",
                    "context", "company_id", "retry_count", "max_retries", "queue", "priority",
-                   "time_limit", "user_active")
+                   "time_limit", "user_active", "ends_others")
 
 
 def _dispatch(row):
@@ -198,15 +198,17 @@ def _mark_started(extra_assignments, condition):
     those of ``extra_assignments`` and ``condition``), returning ``CLAIMED_COLUMNS``."""
     return ("UPDATE celery_job j SET state = 'started', date_started = " + NOW + ","
             " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
-            " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-1]) +
-            ", (SELECT active FROM res_users WHERE id = j.user_id)")
+            " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-2]) +
+            ", (SELECT active FROM res_users WHERE id = j.user_id), j.batch_id IS NOT NULL"
+            " OR EXISTS (SELECT 1 FROM celery_job_dependency WHERE depends_on_id = j.id)")
 
 
 class ClaimedJob:
     """A job a worker has locked and marked started: what running it needs.
 
     ``early_by``: seconds before its eta (a message Celery's timer handed over a little
-    early); the runner waits that long before running it.
+    early); the runner waits that long before running it. ``ends_others``: its end counts
+    off rows that other jobs' ends update too (its batch, the jobs waiting for it).
     """
 
     __slots__ = ("id", "uuid", "early_by") + CLAIMED_COLUMNS

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import psycopg2
 from psycopg2 import errorcodes
+from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, ISOLATION_LEVEL_REPEATABLE_READ
 
 import odoo
 
@@ -92,6 +93,11 @@ def _execute(process, cr, control, job):
     again. Everything the job needs is decoded here, so that bad stored data fails the job
     at once with the real reason."""
     started = time.monotonic()
+    # A job whose end counts off rows that concurrent ends update (its batch, its waiting
+    # dependents) runs at READ COMMITTED: at REPEATABLE READ each such end would fail with a
+    # serialization error, since the others commit after its snapshot was taken.
+    odoo_version.connection(cr).set_isolation_level(
+        ISOLATION_LEVEL_READ_COMMITTED if job.ends_others else ISOLATION_LEVEL_REPEATABLE_READ)
     try:
         if not job.user_active:
             raise odoo.exceptions.UserError(
