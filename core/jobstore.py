@@ -85,6 +85,9 @@ def create_schema(cr):
                " celery_job_dependency_older_only")
     cr.execute("ALTER TABLE celery_job_dependency ADD CONSTRAINT celery_job_dependency_older_only"
                " CHECK (depends_on_id < job_id)")
+    # Each edge is counted off its dependent once, by whichever statement sees it first.
+    cr.execute("ALTER TABLE celery_job_dependency ADD COLUMN IF NOT EXISTS counted boolean"
+               " NOT NULL DEFAULT false")
     cr.execute("CREATE INDEX IF NOT EXISTS celery_job_dependency_depends_on"
                " ON celery_job_dependency (depends_on_id)")
     # Each failure writes a traceback (the same text when a job fails the same way again):
@@ -311,6 +314,21 @@ def release(cr, job_id):
 
 # ---------------------------------------------------------------------- a job's end
 
+# The CTEs that count the jobs of CTE ``ended`` (id, state) that are done off the jobs
+# waiting for them, each edge once, and make ``pending`` those with none left (``released``).
+_RELEASED_SQL = (
+    "counted AS (UPDATE celery_job_dependency d SET counted = true FROM ended"
+    " WHERE d.depends_on_id = ended.id AND ended.state = 'done' AND NOT d.counted"
+    " RETURNING d.job_id),"
+    " released AS (UPDATE celery_job w SET dependencies_left = w.dependencies_left - r.n,"
+    "  state = CASE WHEN w.state = 'waiting' AND w.dependencies_left = r.n THEN 'pending'"
+    "  ELSE w.state END, write_date = " + NOW +
+    "  FROM (SELECT job_id, count(*) AS n FROM counted GROUP BY job_id) r WHERE w.id = r.job_id"
+    "  RETURNING w.id, w.uuid, w.queue, w.priority, w.eta, w.celery_task_id, w.state)")
+_RELEASED_DISPATCHES = ("(SELECT json_agg(json_build_array(id, uuid, queue, priority, eta,"
+                        " celery_task_id)) FROM released WHERE state = 'pending')")
+
+
 class Ended(collections.namedtuple("Ended", "ids channels released")):
     """What ending jobs did: the ids moved, the bus channels to wake and the Dispatches of
     the jobs it released, both once the transaction commits."""
@@ -342,14 +360,7 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
         "WITH ended AS (UPDATE celery_job SET state = %s, " + assignments + ", date_done = "
         + NOW + " WHERE id = ANY(%s) AND state IN %s"
         " RETURNING id, name, state, user_id, batch_id),"
-        " released AS (UPDATE celery_job w SET dependencies_left = w.dependencies_left - r.n,"
-        "  state = CASE WHEN w.state = 'waiting' AND w.dependencies_left = r.n THEN 'pending'"
-        "  ELSE w.state END, write_date = " + NOW +
-        "  FROM (SELECT d.job_id, count(*) AS n FROM celery_job_dependency d"
-        "   JOIN ended ON ended.id = d.depends_on_id AND ended.state = 'done'"
-        "   GROUP BY d.job_id) r"
-        "  WHERE w.id = r.job_id"
-        "  RETURNING w.id, w.uuid, w.queue, w.priority, w.eta, w.celery_task_id, w.state),"
+        " " + _RELEASED_SQL + ","
         " batches AS (UPDATE celery_job_batch b SET jobs_left = b.jobs_left - e.n,"
         "  state = CASE WHEN b.jobs_left = e.n THEN 'ended' ELSE 'running' END,"
         "  date_done = CASE WHEN b.jobs_left = e.n THEN " + NOW + " END"
@@ -360,9 +371,8 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
         " notified AS (SELECT * FROM ended WHERE %s),"
         " job_notice AS (" + job_notice + "), batch_notice AS (" + batch_notice + ")"
         " SELECT ARRAY(SELECT id FROM ended),"
-        "  ARRAY(SELECT channel FROM job_notice UNION ALL SELECT channel FROM batch_notice),"
-        "  (SELECT json_agg(json_build_array(id, uuid, queue, priority, eta, celery_task_id))"
-        "   FROM released WHERE state = 'pending')",
+        "  ARRAY(SELECT channel FROM job_notice UNION ALL SELECT channel FROM batch_notice), "
+        + _RELEASED_DISPATCHES,
         (state,) + tuple(params) + ([job_id for job_id, _state in locked], tuple(from_states),
                                     newly_ended, notify_jobs)
         + tuple(job_params) + tuple(batch_params))
@@ -379,6 +389,17 @@ def _end(cr, job_id, state, from_states, assignments, params):
                         " or ".join(from_states))
         return None
     return ended
+
+
+def release_dependents(cr, job_id):
+    """Count the done job off the jobs waiting for it that the statement which ended it did
+    not see (enqueued after its REPEATABLE READ snapshot); the Dispatches of those released.
+
+    ``cr`` is READ COMMITTED, after the job's commit; each dependency is counted once.
+    """
+    cr.execute("WITH ended AS (SELECT id, state FROM celery_job WHERE id = %s AND state = 'done'),"
+               " " + _RELEASED_SQL + " SELECT " + _RELEASED_DISPATCHES, (job_id,))
+    return [_dispatch(row) for row in cr.fetchone()[0] or ()]
 
 
 def mark_done(cr, job_id, result, exec_time):

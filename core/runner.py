@@ -125,8 +125,12 @@ def _execute(process, cr, control, job):
                 return None
             cr.commit()
         process.wake_bus(ended.channels)
-        if ended.released:
-            publish_committed(cr.dbname, ended.released)
+        released = ended.released
+        if not job.ends_others:
+            # Jobs that came to wait for it while it ran, unseen by its snapshot.
+            released += jobstore.release_dependents(control, job.id)
+        if released:
+            publish_committed(cr.dbname, released)
         _logger.debug("job %s done", job.uuid)
     except RetryableJobError as error:
         cr.rollback()

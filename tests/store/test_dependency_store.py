@@ -130,3 +130,14 @@ def test_a_batch_of_10000_jobs_counts_right_and_ends_once(cursor):
     jobstore.retry(cursor, ids[6000:6001], 1, "test")
     cursor.execute("SELECT state, jobs_left FROM celery_job_batch WHERE id = %s", (batch,))
     assert cursor.fetchone() == ("running", 1)
+
+
+def test_a_dependent_the_ending_statement_did_not_see_is_released_after_once(cursor):
+    first = insert(cursor)
+    unseen = insert(cursor, [first])
+    # What a REPEATABLE READ end leaves when the dependent came after its snapshot.
+    cursor.execute("UPDATE celery_job SET state = 'done' WHERE id = %s", (first,))
+    assert [job.id for job in jobstore.release_dependents(cursor, first)] == [unseen]
+    assert jobstore.release_dependents(cursor, first) == []
+    cursor.execute("SELECT state, dependencies_left FROM celery_job WHERE id = %s", (unseen,))
+    assert cursor.fetchone() == ("pending", 0)
