@@ -272,6 +272,10 @@ def write_report(results, path, command):
         " baseline is one raw `DELETE` of the same rows, timed and rolled back.",
         "- RSS: the sum of the two pool processes' RSS, 1 s after the worker is ready and after"
         " the last job, a fresh worker per run.",
+        "- Batch: the same no-op jobs enqueued in one transaction, as one batch"
+        " (`group(...).delay()`: each job's end counts itself off the batch's row and runs at"
+        " READ COMMITTED) and alone (`with_delay()`), alternately, timed from the first enqueue"
+        " until the last is `done`, one 2-process worker on the first broker given.",
         "",
         "- Counts: %s (a full run's; `--quick` takes small ones for development)." % ", ".join(
             "%s %s" % (key, format(value, ",")) for key, value in results["counts"].items()),

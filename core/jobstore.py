@@ -119,9 +119,10 @@ class DependencyError(ValueError):
 def _dependencies_left(cr, depends_on):
     """How many of the jobs ``depends_on`` are not done yet, read as they are committed.
 
-    Their rows are share-locked until ``cr`` commits: a dependency ending meanwhile (which
-    locks its row first, see ``_end_jobs``) then sees the new job's dependency, or this
-    reads it done.
+    Their rows are share-locked until ``cr`` commits: a dependency ending meanwhile locks
+    its row first (``_end_jobs``), so either this reads it done, or it counts the new job
+    off once this commits (in its ending statement, or after its commit when that
+    statement's snapshot predates the new job: ``release_dependents``).
     """
     cr.execute("SELECT id, state FROM celery_job WHERE id = ANY(%s) FOR KEY SHARE",
                (list(depends_on),))
