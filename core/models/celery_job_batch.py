@@ -34,7 +34,7 @@ class CeleryJobBatch(models.Model):
     jobs_left = fields.Integer(readonly=True, help="Jobs not ended yet")
     date_done = fields.Datetime("Ended on", readonly=True)
     job_ids = fields.One2many("celery.job", "batch_id", string="Jobs", readonly=True)
-    job_count = fields.Integer("Jobs", compute="_compute_counts")
+    job_count = fields.Integer("Number of jobs", compute="_compute_counts")
     waiting_count = fields.Integer("Waiting", compute="_compute_counts")
     queued_count = fields.Integer("Queued", compute="_compute_counts")
     started_count = fields.Integer("Started", compute="_compute_counts")

@@ -72,7 +72,7 @@ class CeleryJob(models.Model):
     dependent_ids = fields.Many2many(
         "celery.job", "celery_job_dependency", "depends_on_id", "job_id", string="Waited for by",
         readonly=True, help="They run once this job is done; cancelling it cancels them")
-    batch_id = fields.Many2one("celery.job.batch", string="Batch", readonly=True, index=True,
+    batch_id = fields.Many2one("celery.job.batch", readonly=True, index=True,
                                ondelete="set null")
     progress = fields.Float(compute="_compute_progress", help="Percent done, as last reported")
     progress_message = fields.Char(compute="_compute_progress")
