@@ -89,7 +89,7 @@ async function failedNotifications(page) {
 
 async function asManager(page) {
     await openMenu(page, 'base.menu_administration');
-    await openMenu(page, 'queue_celery.menu_celery_job');
+    // Settings > Jobs is a section of Settings' side menu: its Jobs and Batches entries.
     await openMenu(page, 'queue_celery.menu_celery_job_list');
     await waitForList(page);
     check(await row(page, env.QC_OTHER_JOB_NAME).count() > 0, "a manager sees other users' jobs");
