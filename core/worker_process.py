@@ -120,6 +120,13 @@ def close_process(**_signal_kwargs):
     _current = None
 
 
+def running_job():
+    """(dbname, job id) of the job running in this process, or None (not a worker, or idle)."""
+    if _current is None or _current.pid != os.getpid():
+        return None
+    return _current.running_job
+
+
 def current():
     """This process's state; a forked child that inherited its parent's opens its own."""
     if _current is None or _current.pid != os.getpid():

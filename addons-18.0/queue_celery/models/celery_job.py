@@ -216,7 +216,7 @@ class CeleryJob(models.Model):
         included) it does nothing. It commits on a cursor of its own, so the screens see it
         while the job's work is still uncommitted. Returns whether progress was recorded.
         """
-        running = worker_process.current().running_job
+        running = worker_process.running_job()
         if running is None or running[0] != self.env.cr.dbname:
             return False
         job_id = running[1]
