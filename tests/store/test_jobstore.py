@@ -189,6 +189,7 @@ def test_a_job_end_writes_its_users_bus_notice_when_their_client_is_connected(st
     channels = jobstore.mark_done(store, job_id, "null", 0.1)
     store.execute("SELECT partner_id FROM res_users WHERE id = 1")
     assert len(channels) == 1 and json.loads(channels[0])[1:] == ["res.partner", store.fetchone()[0]]
-    store.execute("SELECT message FROM bus_bus WHERE channel = %s", (channels[0],))
+    store.execute("SELECT message FROM bus_bus WHERE channel = %s ORDER BY id DESC LIMIT 1",
+                  (channels[0],))
     assert json.loads(store.fetchone()[0]) == {"type": "celery.job", "id": job_id,
                                                "name": "store test", "state": "done"}
