@@ -175,7 +175,8 @@ def test_worker_past_limit_memory_soft_is_recycled_between_jobs(database, env):
                         and not before & set(server.celery_workers()["DefaultCeleryWorker"]))
         pids = {pid for pid, in query(database, "SELECT worker_pid FROM celery_job WHERE id IN %s",
                                       (tuple(ids),))}
-        assert pids <= before
+        # The first job ran in a worker from before; the second may have waited for its heir.
+        assert pids & before
         assert "> limit_memory_soft, recycling" in server.output()
     finally:
         use_broker("")
