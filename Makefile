@@ -87,7 +87,7 @@ test: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) node_mod
 	@scripts/ensure-services --chromium $(if $(CI),--brokers)
 	$(RUN_TESTS)
 
-test-odoo: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed)
+test-odoo: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) node_modules/.installed
 	@scripts/ensure-services
 	$(RUN_TESTS) --odoo-only
 
