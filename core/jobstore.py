@@ -13,6 +13,8 @@ import logging
 import random
 import uuid
 
+from odoo import SUPERUSER_ID
+
 from .. import odoo_version
 from . import settings
 
@@ -152,7 +154,8 @@ def _mark_started(extra_assignments, condition):
     return ("UPDATE celery_job j SET state = 'started', date_started = " + NOW + ","
             " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
             " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-1]) +
-            ", (SELECT active FROM res_users WHERE id = j.user_id)")
+            # The superuser runs jobs even where it is an archived technical user (Odoo 18).
+            ", (SELECT active OR id = %d FROM res_users WHERE id = j.user_id)" % SUPERUSER_ID)
 
 
 class ClaimedJob:

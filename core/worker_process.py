@@ -54,8 +54,7 @@ class WorkerProcess:
         ordinary Odoo cursor.
         """
         if dbname not in self._cursors:
-            control = odoo_version.read_committed_cursor(dbname)
-            control.autocommit(True)
+            control = odoo_version.autocommit_cursor(dbname)
             control.execute("SET synchronous_commit = off")
             self._cursors[dbname] = (control, registry.cursor())
         return self._cursors[dbname]

@@ -3,7 +3,6 @@
 Each version's addon has this module with the same names; the core asks nothing of Odoo's
 version anywhere else.
 """
-import types
 from contextlib import contextmanager
 
 from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, ISOLATION_LEVEL_READ_COMMITTED
@@ -25,18 +24,17 @@ def close_all_connections():
     odoo.sql_db.close_all()
 
 
-def _autocommit(cr, on):
-    """Odoo 11's ``Cursor.autocommit``, gone from Odoo 18's cursors."""
-    cr.connection.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT if on
-                                      else ISOLATION_LEVEL_READ_COMMITTED)
+def autocommit_cursor(dbname):
+    """A cursor on ``dbname`` in autocommit mode: each statement commits alone."""
+    cr = odoo.sql_db.db_connect(dbname).cursor()
+    cr.connection.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
+    return cr
 
 
 def read_committed_cursor(dbname):
-    """A cursor on ``dbname`` at READ COMMITTED; as a context manager it commits on success.
-    Its ``autocommit(on)`` puts it in autocommit mode, as Odoo 11's cursors do."""
+    """A cursor on ``dbname`` at READ COMMITTED; as a context manager it commits on success."""
     cr = odoo.sql_db.db_connect(dbname).cursor()
     cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
-    cr.autocommit = types.MethodType(_autocommit, cr)
     return cr
 
 

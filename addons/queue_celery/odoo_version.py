@@ -27,6 +27,13 @@ def read_committed_cursor(dbname):
     return odoo.sql_db.db_connect(dbname).cursor(serialized=False)
 
 
+def autocommit_cursor(dbname):
+    """A cursor on ``dbname`` in autocommit mode: each statement commits alone."""
+    cr = read_committed_cursor(dbname)
+    cr.autocommit(True)
+    return cr
+
+
 def connection(cr):
     """The psycopg2 connection under an Odoo cursor."""
     return cr._cnx
