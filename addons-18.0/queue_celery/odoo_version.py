@@ -15,6 +15,9 @@ from odoo.modules.registry import Registry
 # Odoo's websocket process listens for bus notices on this database.
 BUS_DATABASE = "postgres"
 
+# How a numeric field says its groups show the average.
+AVERAGED = {"aggregator": "avg"}
+
 
 def registry(dbname):
     return Registry(dbname)

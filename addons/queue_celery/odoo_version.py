@@ -13,6 +13,9 @@ from odoo.addons.bus.models.bus_presence import DISCONNECTION_TIMER
 # Odoo's longpolling process listens for bus notices on this database.
 BUS_DATABASE = "postgres"
 
+# How a numeric field says its groups show the average.
+AVERAGED = {"group_operator": "avg"}
+
 
 def registry(dbname):
     return odoo.registry(dbname)
