@@ -111,7 +111,8 @@ class Server(OdooProcess):
         """``model.method(*args, **kwargs)`` over JSON-RPC as admin; its result."""
         body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": {
             "service": "object", "method": "execute_kw",
-            "args": [database, 1, "admin", model, method, list(args), kwargs]}}).encode()
+            "args": [database, ODOO_VERSION.admin_uid, "admin", model, method, list(args), kwargs],
+        }}).encode()
         request = urllib.request.Request("http://127.0.0.1:%d/jsonrpc" % self.port, body,
                                          {"Content-Type": "application/json"})
         with urllib.request.urlopen(request) as answer:

@@ -11,11 +11,13 @@ import pytest
 
 import odoo
 from harness import (
+    ADMIN_UID,
     BROKERS,
     WORKER_KINDS,
     Server,
     Worker,
     count_rows,
+    environment,
     query,
     require_port,
     use_broker,
@@ -47,7 +49,7 @@ def test_admin_logs_in_over_http(server, database):
     request = urllib.request.Request("http://127.0.0.1:%d/web/session/authenticate" % server.port,
                                      body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request) as answer:
-        assert json.loads(answer.read())["result"]["uid"] == 1
+        assert json.loads(answer.read())["result"]["uid"] == ADMIN_UID
 
 
 def test_sigkilled_worker_is_restarted_and_its_job_runs_exactly_once(server, database, env):
@@ -141,15 +143,11 @@ def test_two_databases_served_by_one_worker(name, database, second_database):
     if port:
         require_port(name, port)
     use_broker(url)
-    import odoo
-    from odoo import SUPERUSER_ID, api
-
     worker = Worker("%s,%s" % (database, second_database), url, "two-dbs-" + name)
     try:
         ids, mark = {}, marker()
         for dbname in (database, second_database):
-            with api.Environment.manage(), odoo.registry(dbname).cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
+            with environment(dbname) as env:
                 ids[dbname] = env["queue.celery.test.record"].with_delay().make(mark).id
         for dbname, job_id in ids.items():
             assert wait_for_jobs(dbname, [job_id]) == {job_id: "done"}
