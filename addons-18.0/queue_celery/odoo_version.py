@@ -117,3 +117,35 @@ def wake_bus(connection, channels):
     with connection.cursor() as cr:
         cr.execute("SELECT %s('imbus', %%s)" % ODOO_NOTIFY_FUNCTION,
                    ("[%s]" % ",".join(channels),))
+
+
+# Spelled differently on each version, for the code and the tests both versions share.
+LIST_VIEW = "list"
+ADMIN_XMLID = "base.user_admin"
+
+
+def as_user(records, user):
+    """``records`` seen by ``user``, with their access rights."""
+    return records.with_user(user)
+
+
+def invalidate(records):
+    """Drop what the cache holds of ``records``."""
+    records.invalidate_recordset()
+
+
+def view_arch(model, view_type):
+    return model.get_view(view_type=view_type)["arch"]
+
+
+def user_company(env):
+    """The company the environment's user works in now."""
+    return env.company
+
+
+def post_install(test_class):
+    """Run ``test_class`` after every module is installed, not right after this one."""
+    # Imported here, by tests only: Odoo 18 logs an error when a module imports it at load.
+    from odoo.tests import common
+
+    return common.tagged("post_install", "-at_install")(test_class)
