@@ -207,6 +207,68 @@ def run_lines(results):
     return lines
 
 
+VERSIONS_TITLE = "## End-to-end on each Odoo version"
+
+
+def versions_lines(results):
+    """The section comparing Odoo versions: each one's end-to-end rate beside bare Celery."""
+    versions = results["versions"]
+    majors = sorted(versions, key=int)
+    first = majors[0]
+    header = ["Broker"]
+    for major in majors:
+        header += ["Odoo %s" % versions[major]["odoo"], "bare Celery beside it", "ratio"]
+    header += ["Odoo %s / Odoo %s" % (major, first) for major in majors[1:]]
+    lines = [VERSIONS_TITLE, "",
+             "Written by `%s` on %s: %s no-op jobs per run, medians of %d runs; Celery %s."
+             % (results.get("command", "bench/run.py --versions"), results["date"],
+                format(results["counts"]["versions"], ","), results["runs"],
+                ", ".join("%s on Odoo %s" % (versions[major]["celery"], major) for major in majors)),
+             "",
+             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for broker in BROKER_ROWS:
+        if not all(broker in versions[major] for major in majors):
+            continue
+        rates = {major: median(versions[major][broker]["queue_celery"]) for major in majors}
+        cells = [broker]
+        for major in majors:
+            bare = median(versions[major][broker]["bare_celery"])
+            cells += [fmt_rate(rates[major]), fmt_rate(bare), "%.2fx" % (rates[major] / bare)]
+        cells += ["%.2fx" % (rates[major] / rates[first]) for major in majors[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Measured as the end-to-end row above (enqueued 100 per transaction by a job manager,"
+        " `odoo celery worker --concurrency 2 --pool prefork`, timed until the last job is"
+        " `done`), once per version, one version after the other in one run:"
+        " `bench/run.py --versions %s` measures its own interpreter's Odoo, then runs"
+        " `bench/run.py --only versions` under each other version's virtualenv (`.venv`,"
+        " `.venv18`), each on a database of its own. Bare Celery runs interleaved with each"
+        " version's runs, under that version's Python and Celery; the ratio to it is the figure"
+        " to compare, the machine being shared." % ",".join(majors),
+        "",
+    ]
+    for major in majors:
+        for broker, data in versions[major].items():
+            if broker in BROKER_ROWS:
+                lines.append("- Odoo %s %s (jobs/s): queue_celery %s; bare Celery %s" % (
+                    major, broker, ", ".join("%.0f" % value for value in data["queue_celery"]),
+                    ", ".join("%.0f" % value for value in data["bare_celery"])))
+    return lines + [""]
+
+
+def write_versions(results, path):
+    """Replace (or add before "## Machine", or at the end) the versions section of the report
+    at ``path``."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(VERSIONS_TITLE)
+    if start < 0:
+        start = end = text.find("## Machine") if "## Machine" in text else len(text)
+    else:
+        end = text.find("\n## ", start + 1) + 1 or len(text)
+    path.write_text(text[:start] + "\n".join(versions_lines(results)) + "\n" + text[end:])
+
+
 def write_report(results, path, command):
     facts = results["machine"]
     lines = [
@@ -222,8 +284,10 @@ def write_report(results, path, command):
     ]
     for row in build_rows(results):
         lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    if "versions" in results:
+        lines += versions_lines(results)
     lines += [
-        "",
         "## Machine",
         "",
         "- %s CPU(s) (%s), %s GiB memory; load average at start %s, at end %s" % (
