@@ -1,11 +1,15 @@
 """The job record as the ORM and the screens see it, alike on every Odoo version; each
 version's addon adds its methods. Every change of state goes through the job store
 (``core/jobstore.py``)."""
-from odoo import fields, models
+import logging
+
+from odoo import api, fields, models
 
 from ... import odoo_version
-from .. import jobstore
-from ..celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES
+from .. import jobstore, settings
+from ..celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES, publish_after_commit
+
+_logger = logging.getLogger(__name__)
 
 STATES = [
     (jobstore.PENDING, "Pending"),      # written, not yet handed to the broker
@@ -69,3 +73,42 @@ class CeleryJob(models.Model):
          "A job's priority is between 0 and %d." % MAX_PRIORITY),
         ("max_retries_positive", "check(max_retries >= 0)", "max_retries cannot be negative."),
     ]
+
+    def _compute_progress(self):
+        rows = jobstore.progress(self.env.cr, self.ids) if self.ids else {}
+        for job in self:
+            job.progress, job.progress_message = rows.get(job.id, (0.0, False))
+
+    # ------------------------------------------------------------------ crons
+
+    @api.model
+    def _cron_sweep(self):
+        """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
+        with odoo_version.read_committed_cursor(self.env.cr.dbname) as cr:
+            dispatches, notices = jobstore.sweep(
+                cr, settings.parameter(cr, "sweep_grace_seconds"), settings.option("eta_window"),
+                settings.parameter(cr, "republish_after_seconds"))
+            if dispatches:
+                _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
+                publish_after_commit(cr, dispatches)
+        if notices:
+            with odoo_version.read_committed_cursor(odoo_version.BUS_DATABASE) as cr:
+                odoo_version.wake_bus(odoo_version.connection(cr), notices)
+        return len(dispatches)
+
+    @api.model
+    def _cron_cleanup(self, batch_size=10000):
+        """Delete done and cancelled jobs, and later failed ones, in committed batches."""
+        deleted = 0
+        for states, days in (
+                ((jobstore.DONE, jobstore.CANCELLED),
+                 settings.parameter(self.env.cr, "done_retention_days")),
+                ((jobstore.FAILED,), settings.parameter(self.env.cr, "failed_retention_days"))):
+            while True:
+                count = jobstore.delete_ended(self.env.cr, states, days, batch_size)
+                deleted += count
+                # Short transactions: never a long lock on the job table.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+                if count < batch_size:
+                    break
+        return deleted

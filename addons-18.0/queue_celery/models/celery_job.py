@@ -5,8 +5,7 @@ import logging
 from odoo import SUPERUSER_ID, api, models
 from odoo.exceptions import AccessError, UserError
 
-from .. import odoo_version
-from ..core import encoding, job_options, jobstore, settings, worker_process
+from ..core import encoding, job_options, jobstore, worker_process
 from ..core.celeryapp import publish_after_commit
 from ..core.models.celery_job import MANAGER_GROUP, USER_GROUP
 
@@ -144,11 +143,6 @@ class CeleryJob(models.Model):
 
     # ------------------------------------------------------------------ progress
 
-    def _compute_progress(self):
-        rows = jobstore.progress(self.env.cr, self.ids) if self.ids else {}
-        for job in self:
-            job.progress, job.progress_message = rows.get(job.id, (0.0, False))
-
     @api.model
     def report_progress(self, percent, message=None):
         """Tell the Jobs screens how far the running job got (``percent`` 0-100, a message).
@@ -177,37 +171,3 @@ class CeleryJob(models.Model):
             _logger.warning("job %d: progress not recorded", job_id, exc_info=True)
             return False
         return True
-
-    # ------------------------------------------------------------------ crons
-
-    @api.model
-    def _cron_sweep(self):
-        """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
-        with odoo_version.read_committed_cursor(self.env.cr.dbname) as cr:
-            dispatches, notices = jobstore.sweep(
-                cr, settings.parameter(cr, "sweep_grace_seconds"), settings.option("eta_window"),
-                settings.parameter(cr, "republish_after_seconds"))
-            if dispatches:
-                _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
-                publish_after_commit(cr, dispatches)
-        if notices:
-            with odoo_version.read_committed_cursor(odoo_version.BUS_DATABASE) as cr:
-                odoo_version.wake_bus(odoo_version.connection(cr), notices)
-        return len(dispatches)
-
-    @api.model
-    def _cron_cleanup(self, batch_size=10000):
-        """Delete done and cancelled jobs, and later failed ones, in committed batches."""
-        deleted = 0
-        for states, days in (
-                ((jobstore.DONE, jobstore.CANCELLED),
-                 settings.parameter(self.env.cr, "done_retention_days")),
-                ((jobstore.FAILED,), settings.parameter(self.env.cr, "failed_retention_days"))):
-            while True:
-                count = jobstore.delete_ended(self.env.cr, states, days, batch_size)
-                deleted += count
-                # Short transactions: never a long lock on the job table.
-                self.env.cr.commit()  # pylint: disable=invalid-commit
-                if count < batch_size:
-                    break
-        return deleted
