@@ -70,6 +70,11 @@ def environment(cr, uid, context):
         env.clear()
 
 
+def flush(env):
+    """Write what the ORM of ``env`` holds back (Odoo 18 writes at flush, else at commit)."""
+    env.flush_all()
+
+
 @contextmanager
 def new_environment(dbname, uid=SUPERUSER_ID):
     """An environment of user ``uid`` on a new cursor of ``dbname``, committed on success."""

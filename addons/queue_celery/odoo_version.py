@@ -60,6 +60,10 @@ def environment(cr, uid, context):
             env.clear()
 
 
+def flush(env):
+    """Write what the ORM of ``env`` holds back: Odoo 11 writes at once, so nothing."""
+
+
 @contextmanager
 def new_environment(dbname, uid=SUPERUSER_ID):
     """An environment of user ``uid`` on a new cursor of ``dbname``, committed on success."""
