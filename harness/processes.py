@@ -102,7 +102,9 @@ class Server(OdooProcess):
 
     def get(self, path):
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path)) as answer:
+            # A server whose HTTP workers all died accepts and never answers: no waiting forever.
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
+                                        timeout=30) as answer:
                 return answer.status, answer.read()
         except OSError:
             return None, b""
