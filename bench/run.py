@@ -71,15 +71,19 @@ def main():
     if options.report:
         name = "results-quick.json" if options.quick else "results.json"
         results = json.loads((OUTPUT / name).read_text())
-        report.write_report(results, OUTPUT / "BENCHMARKS-quick.md" if options.quick else
-                     ROOT / "BENCHMARKS.md", results.get("command", "make bench"))
+        results.setdefault("command", "make bench")
+        write(results, OUTPUT / "BENCHMARKS-quick.md" if options.quick else
+              ROOT / "BENCHMARKS.md", options.only)
         return
     versions = [int(major) for major in options.versions.split(",")]
+    # OCA queue_job is measured where the bench installs it from PyPI: Odoo 11 (QUEUE_JOB_VERSION).
+    with_qj = ODOO_VERSION.major == 11
     # A full run compares versions only when asked to: its own e2e figures are the rest.
-    only = options.only or [name for name in MEASUREMENTS if name != "versions" or len(versions) > 1]
+    only = options.only or [name for name in MEASUREMENTS if (name != "versions" or len(versions) > 1)
+                            and (name != "queue_job" or with_qj)]
     brokers = [broker for broker in options.brokers.split(",") if broker]
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    wants_qj = "queue_job" in only or "enqueue" in only
+    wants_qj = with_qj and ("queue_job" in only or "enqueue" in only)
     if wants_qj:
         ensure_queue_job_addons()  # before the addons path of this process is set
 
@@ -130,13 +134,19 @@ def main():
         os.path.relpath(sys.executable, ROOT) + " bench/run.py " + " ".join(sys.argv[1:])
     results["command"] = command
     results_path.write_text(json.dumps(results, default=str))
-    if only == ["versions"]:
-        report.write_versions(results, report_path)
-    else:
-        report.write_report(results, report_path, command)
+    write(results, report_path, only)
     for row in report.build_rows(results):
         print("  ".join(cell for cell in row if cell))
     log("wrote %s in %d s", report_path.relative_to(ROOT), results["seconds"])
+
+
+def write(results, path, only):
+    """The report at ``path``; after ``--only versions``, only its versions section: the rest
+    keeps the last full run's figures."""
+    if only == ["versions"]:
+        report.write_versions(results, path)
+    else:
+        report.write_report(results, path, results["command"])
 
 
 if __name__ == "__main__":
