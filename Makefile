@@ -87,7 +87,7 @@ test: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) node_mod
 	@scripts/ensure-services --chromium $(if $(CI),--brokers)
 	$(RUN_TESTS)
 
-test-odoo: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed)
+test-odoo: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) node_modules/.installed
 	@scripts/ensure-services
 	$(RUN_TESTS) --odoo-only
 
@@ -106,7 +106,7 @@ PYLINT_ODOO := --load-plugins=pylint_odoo --disable=all --enable=odoolint \
 	--disable=manifest-required-author,missing-readme,invalid-commit,translation-required
 
 lint: $(VENV_11)/.installed
-	$(VENV_11)/bin/ruff check addons addons-18.0 core runtime scripts tests bench
+	$(VENV_11)/bin/ruff check addons addons-18.0 core runtime scripts tests bench harness
 	$(VENV_11)/bin/pylint $(PYLINT_ODOO) --valid-odoo-versions=11.0 addons/queue_celery \
 	  tests/addons/queue_celery_test_jobs
 	$(VENV_11)/bin/pylint $(PYLINT_ODOO) --valid-odoo-versions=18.0 addons-18.0/queue_celery

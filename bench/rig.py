@@ -13,20 +13,19 @@ import zipfile
 import kombu
 
 import harness
-import odoo
-from harness import BROKERS, QUEUE_PREFIX, ROOT, Process, Worker, query
-from odoo import SUPERUSER_ID, api
+from harness import BROKERS, ODOO_VERSION, QUEUE_PREFIX, ROOT, Process, Worker, query
 
 BENCH = ROOT / "bench"
 # Results, profiles and queue_job's addons, kept from run to run.
 OUTPUT = ROOT / ".run" / "bench"
 QJ_ADDONS = OUTPUT / "addons_qj"
-DB_QC = "qc_bench_celery"
-DB_QJ = "qc_bench_queue_job"
-DB_BROKER = "qc_bench_broker"
+# Named after the Odoo version: a run on both versions holds one version's while the other's run.
+DB_QC = "qc_bench%d_celery" % ODOO_VERSION.major
+DB_QJ = "qc_bench%d_queue_job" % ODOO_VERSION.major
+DB_BROKER = "qc_bench%d_broker" % ODOO_VERSION.major
 QUEUE_JOB_VERSION = "11.0.1.4.0"
 # The bench's user, made in each database: an internal user and settings admin, so a job
-# manager; not the superuser (uid 1 in Odoo 11), so access rules apply as in the web client.
+# manager; not the superuser, so access rules apply as in the web client.
 BENCH_LOGIN = "qc_bench"
 _uids = {}
 
@@ -100,8 +99,7 @@ def ensure_queue_job_addons():
 
 def bench_uid(dbname):
     if dbname not in _uids:
-        with api.Environment.manage(), odoo.registry(dbname).cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+        with harness.environment(dbname) as env:
             user = env["res.users"].search([("login", "=", BENCH_LOGIN)])
             if not user:
                 user = env["res.users"].create({
@@ -171,9 +169,8 @@ def delete_broker_queues():
 @contextlib.contextmanager
 def environment(dbname, uid=None):
     """An Odoo environment on a new cursor; committed (and so published) at the end."""
-    uid = uid or bench_uid(dbname)
-    with api.Environment.manage(), odoo.registry(dbname).cursor() as cr:
-        yield api.Environment(cr, uid, {})
+    with harness.environment(dbname, uid or bench_uid(dbname)) as env:
+        yield env
 
 
 def enqueue_jobs(dbname, model, count, batch=100, queue="default"):

@@ -5,9 +5,11 @@ Every figure is the median of ``--runs`` runs (3), measured in this run beside i
 baseline, which runs interleaved with it on the same machine, broker and concurrency.
 A full run writes BENCHMARKS.md at the repository root; ``--quick`` (small counts) writes
 ``.run/bench/BENCHMARKS-quick.md`` instead. ``--only NAME`` runs one measurement and
-merges it into the last full results (.run/bench/results.json).
+merges it into the last full results (.run/bench/results.json). ``--versions 11,18`` adds
+the end-to-end figures of each Odoo version beside bare Celery (e2e.measure_versions); with
+``--only versions``, only that section of BENCHMARKS.md is rewritten.
 
-One module per concern: e2e.py (end-to-end, queue_job's too), enqueue.py, latency.py
+One module per concern: e2e.py (end-to-end, queue_job's and each Odoo version's too), enqueue.py, latency.py
 (latency and priority), scale.py, memory.py (rss), report.py; rig.py is what they share.
 """
 import argparse
@@ -34,15 +36,17 @@ from bench.rig import (  # noqa: E402
     ensure_queue_job_addons,
     log,
 )
-from harness import ROOT  # noqa: E402
+from harness import ODOO_VERSION, ROOT  # noqa: E402
 
 # The full run's counts: ~25 minutes on a quiet 2-core machine, most of it queue_job (~60 jobs/s).
 FULL_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
                     light=30, load_rate=100, load_seconds=10, low=5000, high=20,
-                    scale=1000000, rss=10000, batch=5000)
+                    scale=1000000, rss=10000, batch=5000, versions=2000)
 QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
-                    load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300, batch=200)
-MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss", "batch")
+                    load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300,
+                    batch=200, versions=100)
+MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss", "batch",
+                "versions")
 
 
 def main():
@@ -52,6 +56,11 @@ def main():
                         help="run only this measurement (repeatable)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median; >= 3)")
     parser.add_argument("--brokers", default="redis,rabbitmq,embedded")
+    parser.add_argument("--versions", default=str(ODOO_VERSION.major),
+                        help="Odoo versions whose end-to-end figures to compare, e.g. 11,18")
+    parser.add_argument("--results", type=Path,
+                        help="write the results to this file only, no report (another"
+                             " version's run measuring for --versions)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker's pool during the first end-to-end run")
     parser.add_argument("--report", action="store_true",
@@ -63,20 +72,28 @@ def main():
     if options.report:
         name = "results-quick.json" if options.quick else "results.json"
         results = json.loads((OUTPUT / name).read_text())
-        report.write_report(results, OUTPUT / "BENCHMARKS-quick.md" if options.quick else
-                     ROOT / "BENCHMARKS.md", results.get("command", "make bench"))
+        results.setdefault("command", "make bench")
+        write(results, OUTPUT / "BENCHMARKS-quick.md" if options.quick else
+              ROOT / "BENCHMARKS.md", options.only)
         return
-    only = options.only or list(MEASUREMENTS)
+    versions = [int(major) for major in options.versions.split(",")]
+    # OCA queue_job is measured where the bench installs it from PyPI: Odoo 11 (QUEUE_JOB_VERSION).
+    with_qj = ODOO_VERSION.major == 11
+    # A full run compares versions only when asked to: its own e2e figures are the rest.
+    only = options.only or [name for name in MEASUREMENTS if (name != "versions" or len(versions) > 1)
+                            and (name != "queue_job" or with_qj)]
     brokers = [broker for broker in options.brokers.split(",") if broker]
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    wants_qj = "queue_job" in only or "enqueue" in only
+    wants_qj = with_qj and ("queue_job" in only or "enqueue" in only)
     if wants_qj:
         ensure_queue_job_addons()  # before the addons path of this process is set
 
     harness.start_odoo("bench", extra_addons=[BENCH / "addons"] + [QJ_ADDONS] * wants_qj,
                        celery_broker_db=DB_BROKER)
-    results_path = OUTPUT / ("results-quick.json" if options.quick else "results.json")
-    results = json.loads(results_path.read_text()) if options.only and results_path.exists() else {}
+    results_path = options.results or OUTPUT / (
+        "results-quick.json" if options.quick else "results.json")
+    results = json.loads(results_path.read_text()) if options.only and results_path.exists() \
+        and not options.results else {}
     results.update(counts=counts, runs=options.runs, date=time.strftime("%Y-%m-%d %H:%M"),
                    load_start=" ".join("%.2f" % load for load in os.getloadavg()))
     started = time.time()
@@ -101,6 +118,9 @@ def main():
             results["rss"] = memory.measure_rss(counts, options.runs)
         if "batch" in only:
             results["batch"] = e2e.measure_batch(counts, options.runs, brokers[0])
+        if "versions" in only:
+            results["versions"] = e2e.measure_versions(counts, options.runs, brokers, versions,
+                                                       options.quick)
     finally:
         harness.stop_all()
         delete_broker_queues()
@@ -110,15 +130,26 @@ def main():
     results["load_end"] = " ".join("%.2f" % load for load in os.getloadavg())
     results["seconds"] = round(time.time() - started)
     results_path.write_text(json.dumps(results, default=str))
+    if options.results:
+        return
     report_path = OUTPUT / "BENCHMARKS-quick.md" if options.quick else ROOT / "BENCHMARKS.md"
     command = "make bench" if not options.quick and not options.only else \
-        ".venv/bin/python bench/run.py " + " ".join(sys.argv[1:])
+        os.path.relpath(sys.executable, ROOT) + " bench/run.py " + " ".join(sys.argv[1:])
     results["command"] = command
     results_path.write_text(json.dumps(results, default=str))
-    report.write_report(results, report_path, command)
+    write(results, report_path, only)
     for row in report.build_rows(results):
         print("  ".join(cell for cell in row if cell))
     log("wrote %s in %d s", report_path.relative_to(ROOT), results["seconds"])
+
+
+def write(results, path, only):
+    """The report at ``path``; after ``--only versions``, only its versions section: the rest
+    keeps the last full run's figures."""
+    if only == ["versions"]:
+        report.write_versions(results, path)
+    else:
+        report.write_report(results, path, results["command"])
 
 
 if __name__ == "__main__":

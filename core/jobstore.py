@@ -13,6 +13,8 @@ import logging
 import random
 import uuid
 
+from odoo import SUPERUSER_ID
+
 from .. import odoo_version
 from . import settings
 
@@ -203,7 +205,9 @@ def _mark_started(extra_assignments, condition):
     return ("UPDATE celery_job j SET state = 'started', date_started = " + NOW + ","
             " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
             " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-2]) +
-            ", (SELECT active FROM res_users WHERE id = j.user_id), j.batch_id IS NOT NULL"
+            # The superuser runs jobs even where it is an archived technical user (Odoo 18).
+            ", (SELECT active OR id = %d FROM res_users WHERE id = j.user_id)," % SUPERUSER_ID +
+            " j.batch_id IS NOT NULL"
             " OR EXISTS (SELECT 1 FROM celery_job_dependency WHERE depends_on_id = j.id)")
 
 

@@ -116,6 +116,7 @@ def _execute(process, cr, control, job):
             kwargs = encoding.loads(job.kwargs, env)
             with time_limit(cr, job.time_limit):
                 result = getattr(records, job.method_name)(*args, **kwargs)
+                odoo_version.flush(env)  # a write waiting on a row lock waits within the limit
             # Done is written with the job's work, and releases what waited for it: all
             # commit, or nothing does.
             ended = jobstore.mark_done(cr, job.id, _encode_result(result),

@@ -54,8 +54,7 @@ class WorkerProcess:
         ordinary Odoo cursor.
         """
         if dbname not in self._cursors:
-            control = odoo_version.read_committed_cursor(dbname)
-            control.autocommit(True)
+            control = odoo_version.autocommit_cursor(dbname)
             control.execute("SET synchronous_commit = off")
             self._cursors[dbname] = (control, registry.cursor())
         return self._cursors[dbname]
@@ -118,6 +117,13 @@ def close_process(**_signal_kwargs):
     if _current is not None and _current.pid == os.getpid():
         _current.close()
     _current = None
+
+
+def running_job():
+    """(dbname, job id) of the job running in this process, or None (not a worker, or idle)."""
+    if _current is None or _current.pid != os.getpid():
+        return None
+    return _current.running_job
 
 
 def current():

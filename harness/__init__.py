@@ -12,3 +12,12 @@ from harness.database import FINAL_STATES, connect, count_rows, query, wait_for_
 from harness.processes import (WORKER_KINDS, Client, OdooProcess, Process, Server, Worker,
                                stop_all)
 from harness.brokers import BROKERS, RedisServer, require_port
+
+# The Odoo calls whose spelling differs between versions, as the running version spells them.
+ADMIN_UID = ODOO_VERSION.admin_uid
+environment = ODOO_VERSION.environment
+as_user = ODOO_VERSION.as_user
+invalidate = ODOO_VERSION.invalidate
+web_client_polls = ODOO_VERSION.web_client_polls
+bus_message = ODOO_VERSION.bus_message
+bus_payload = ODOO_VERSION.bus_payload

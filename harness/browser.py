@@ -3,12 +3,27 @@ import os
 import shutil
 import urllib.request
 
+from harness.odoo_version import ODOO_VERSION
 from harness.processes import OdooProcess
-from harness.site import ROOT, free_port, write_conf
+from harness.site import ROOT, RUN, free_port, write_conf
 
 CHROMIUM = os.environ.get("QC_CHROMIUM", "/usr/bin/chromium")
 # The plain internal user the browser tests log in as, beside admin.
 USER_LOGIN, USER_PASSWORD = "qc_browser_user", "qc-browser-user"
+
+# Where tests/server/browser/jobs_screens.js finds things in each version's web client: the
+# apps menu to open before an app's link shows (none on 11, whose app links are in the navbar),
+# the status bar's current state, a notification's close button; the window, wider on 18 whose
+# job list's columns are wider.
+WEB_CLIENT = {
+    11: {"appsMenu": None, "statusCurrent": ".o_statusbar_status .btn-primary",
+         "notificationClose": ".o_notification a.o_close", "viewport": [1280, 760]},
+    18: {"appsMenu": ".o_navbar_apps_menu button",
+         "statusCurrent": ".o_statusbar_status .o_arrow_button_current",
+         "notificationClose": ".o_notification .o_notification_close", "viewport": [1600, 860]},
+}[ODOO_VERSION.major]
+# Screenshots as docs/screenshots/ holds them: 11's at its top, each other version's in a folder.
+SCREENSHOTS = RUN / "screenshots" / ("" if ODOO_VERSION.major == 11 else str(ODOO_VERSION.major))
 
 
 def missing_tools():
@@ -23,7 +38,8 @@ def missing_tools():
 
 
 class ThreadedServer(OdooProcess):
-    """``odoo --workers=0`` on its own port: it serves the bus without a proxy."""
+    """``odoo --workers=0`` on its own port: it serves the bus (Odoo 11's /longpolling, Odoo
+    18's /websocket) on that port, without a proxy."""
 
     def __init__(self, database):
         self.port = free_port()

@@ -102,7 +102,9 @@ class Server(OdooProcess):
 
     def get(self, path):
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path)) as answer:
+            # A server whose HTTP workers all died accepts and never answers: no waiting forever.
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
+                                        timeout=30) as answer:
                 return answer.status, answer.read()
         except OSError:
             return None, b""
@@ -111,7 +113,8 @@ class Server(OdooProcess):
         """``model.method(*args, **kwargs)`` over JSON-RPC as admin; its result."""
         body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": {
             "service": "object", "method": "execute_kw",
-            "args": [database, 1, "admin", model, method, list(args), kwargs]}}).encode()
+            "args": [database, ODOO_VERSION.admin_uid, "admin", model, method, list(args), kwargs],
+        }}).encode()
         request = urllib.request.Request("http://127.0.0.1:%d/jsonrpc" % self.port, body,
                                          {"Content-Type": "application/json"})
         with urllib.request.urlopen(request) as answer:

@@ -8,9 +8,7 @@ import subprocess
 import pytest
 
 import harness
-import odoo
 from harness import ROOT
-from odoo import SUPERUSER_ID, api
 
 # Odoo in this process: the run's configuration, the test jobs addon beside the product's.
 harness.start_odoo("pytest", extra_addons=[ROOT / "tests" / "addons"])
@@ -37,11 +35,6 @@ def second_database(database):
 @pytest.fixture
 def env(database):
     """A superuser environment on its own cursor; tests commit to publish their jobs."""
-    registry = odoo.registry(database)
-    with api.Environment.manage():
-        cr = registry.cursor()
-        try:
-            yield api.Environment(cr, SUPERUSER_ID, {})
-        finally:
-            cr.rollback()
-            cr.close()
+    with harness.environment(database) as env:
+        yield env
+        env.cr.rollback()

@@ -3,7 +3,6 @@
 Each version's addon has this module with the same names; the core asks nothing of Odoo's
 version anywhere else.
 """
-import types
 from contextlib import contextmanager
 
 from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, ISOLATION_LEVEL_READ_COMMITTED
@@ -16,6 +15,9 @@ from odoo.modules.registry import Registry
 # Odoo's websocket process listens for bus notices on this database.
 BUS_DATABASE = "postgres"
 
+# How a numeric field says its groups show the average.
+AVERAGED = {"aggregator": "avg"}
+
 
 def registry(dbname):
     return Registry(dbname)
@@ -25,18 +27,17 @@ def close_all_connections():
     odoo.sql_db.close_all()
 
 
-def _autocommit(cr, on):
-    """Odoo 11's ``Cursor.autocommit``, gone from Odoo 18's cursors."""
-    cr.connection.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT if on
-                                      else ISOLATION_LEVEL_READ_COMMITTED)
+def autocommit_cursor(dbname):
+    """A cursor on ``dbname`` in autocommit mode: each statement commits alone."""
+    cr = odoo.sql_db.db_connect(dbname).cursor()
+    cr.connection.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
+    return cr
 
 
 def read_committed_cursor(dbname):
-    """A cursor on ``dbname`` at READ COMMITTED; as a context manager it commits on success.
-    Its ``autocommit(on)`` puts it in autocommit mode, as Odoo 11's cursors do."""
+    """A cursor on ``dbname`` at READ COMMITTED; as a context manager it commits on success."""
     cr = odoo.sql_db.db_connect(dbname).cursor()
     cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
-    cr.autocommit = types.MethodType(_autocommit, cr)
     return cr
 
 
@@ -67,6 +68,11 @@ def environment(cr, uid, context):
         yield env
     finally:
         env.clear()
+
+
+def flush(env):
+    """Write what the ORM of ``env`` holds back (Odoo 18 writes at flush, else at commit)."""
+    env.flush_all()
 
 
 @contextmanager
@@ -117,3 +123,35 @@ def wake_bus(connection, channels):
     with connection.cursor() as cr:
         cr.execute("SELECT %s('imbus', %%s)" % ODOO_NOTIFY_FUNCTION,
                    ("[%s]" % ",".join(channels),))
+
+
+# Spelled differently on each version, for the code and the tests both versions share.
+LIST_VIEW = "list"
+ADMIN_XMLID = "base.user_admin"
+
+
+def as_user(records, user):
+    """``records`` seen by ``user``, with their access rights."""
+    return records.with_user(user)
+
+
+def invalidate(records):
+    """Drop what the cache holds of ``records``."""
+    records.invalidate_recordset()
+
+
+def view_arch(model, view_type):
+    return model.get_view(view_type=view_type)["arch"]
+
+
+def user_company(env):
+    """The company the environment's user works in now."""
+    return env.company
+
+
+def post_install(test_class):
+    """Run ``test_class`` after every module is installed, not right after this one."""
+    # Imported here, by tests only: Odoo 18 logs an error when a module imports it at load.
+    from odoo.tests import common
+
+    return common.tagged("post_install", "-at_install")(test_class)

@@ -9,9 +9,13 @@ import odoo
 from odoo import SUPERUSER_ID, api
 from odoo.addons.bus.models.bus import json_dump
 from odoo.addons.bus.models.bus_presence import DISCONNECTION_TIMER
+from odoo.tests import common
 
 # Odoo's longpolling process listens for bus notices on this database.
 BUS_DATABASE = "postgres"
+
+# How a numeric field says its groups show the average.
+AVERAGED = {"group_operator": "avg"}
 
 
 def registry(dbname):
@@ -25,6 +29,13 @@ def close_all_connections():
 def read_committed_cursor(dbname):
     """A cursor on ``dbname`` at READ COMMITTED; as a context manager it commits on success."""
     return odoo.sql_db.db_connect(dbname).cursor(serialized=False)
+
+
+def autocommit_cursor(dbname):
+    """A cursor on ``dbname`` in autocommit mode: each statement commits alone."""
+    cr = read_committed_cursor(dbname)
+    cr.autocommit(True)
+    return cr
 
 
 def connection(cr):
@@ -47,6 +58,10 @@ def environment(cr, uid, context):
             yield env
         finally:
             env.clear()
+
+
+def flush(env):
+    """Write what the ORM of ``env`` holds back: Odoo 11 writes at once, so nothing."""
 
 
 @contextmanager
@@ -92,3 +107,32 @@ def wake_bus(connection, channels):
     ``job_end_notice`` returns them) through ``connection``, to BUS_DATABASE."""
     with connection.cursor() as cr:
         cr.execute("NOTIFY imbus, %s", ("[%s]" % ",".join(channels),))
+
+
+# Spelled differently on each version, for the code and the tests both versions share.
+LIST_VIEW = "tree"
+ADMIN_XMLID = "base.user_root"
+
+
+def as_user(records, user):
+    """``records`` seen by ``user``, with their access rights."""
+    return records.sudo(user)
+
+
+def invalidate(records):
+    """Drop what the cache holds of ``records``."""
+    records.invalidate_cache(ids=records.ids)
+
+
+def view_arch(model, view_type):
+    return model.fields_view_get(view_type=view_type)["arch"]
+
+
+def user_company(env):
+    """The company the environment's user works in now."""
+    return env.user.company_id
+
+
+def post_install(test_class):
+    """Run ``test_class`` after every module is installed, not right after this one."""
+    return common.post_install(True)(common.at_install(False)(test_class))

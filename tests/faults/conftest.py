@@ -6,17 +6,15 @@ import shutil
 
 import pytest
 
-import odoo
-from harness import RedisServer, use_broker
-from odoo import SUPERUSER_ID, api
+from harness import RedisServer, environment, use_broker
 
 
 @pytest.fixture
 def sweeper_settings(database):
     """``configure(grace, republish_after)``: the sweeper's delays (seconds) for one test."""
     def configure(grace, republish_after):
-        with api.Environment.manage(), odoo.registry(database).cursor() as cr:
-            params = api.Environment(cr, SUPERUSER_ID, {})["ir.config_parameter"]
+        with environment(database) as env:
+            params = env["ir.config_parameter"]
             params.set_param("queue_celery.sweep_grace_seconds", str(grace))
             params.set_param("queue_celery.republish_after_seconds", str(republish_after))
 

@@ -17,7 +17,16 @@ import psycopg2
 import pytest
 
 import odoo
-from harness import BROKERS, RedisServer, Server, query, require_port, use_broker, wait_for_jobs
+from harness import (
+    BROKERS,
+    RedisServer,
+    Server,
+    environment,
+    query,
+    require_port,
+    use_broker,
+    wait_for_jobs,
+)
 from odoo.addons.queue_celery import chain, group
 
 FINAL = ("done", "failed", "cancelled")
@@ -36,8 +45,8 @@ def sweep_until_final(database, ids, timeout=240):
     deadline = time.time() + timeout
     while True:
         try:
-            with odoo.api.Environment.manage(), odoo.registry(database).cursor() as cr:
-                odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})["celery.job"]._cron_sweep()
+            with environment(database) as env:
+                env["celery.job"]._cron_sweep()
         except psycopg2.InterfaceError:
             pass  # PostgreSQL restarted: Odoo's pool drops the dead connection
         except psycopg2.OperationalError as error:
@@ -172,8 +181,8 @@ def test_postgresql_restarted_mid_run(database, eager_sweeper):
     use_broker(url)
     server = Server(database, url, celery_workers_default=2)
     try:
-        with odoo.api.Environment.manage(), odoo.registry(database).cursor() as cr:
-            prefix, ids = enqueue_many(odoo.api.Environment(cr, odoo.SUPERUSER_ID, {}), 300)
+        with environment(database) as env:
+            prefix, ids = enqueue_many(env, 300)
         time.sleep(1)
         for version in os.listdir("/etc/postgresql"):
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main",

@@ -8,8 +8,7 @@ import psycopg2
 import pytest
 
 import odoo
-from harness import count_rows, query, wait_for_jobs
-from odoo import api
+from harness import count_rows, environment, invalidate, query, wait_for_jobs
 from odoo.addons.queue_celery.core import celeryapp, runner
 from odoo.addons.queue_celery.core.celeryapp import TASK_NAME, celery_app, queue_name
 from odoo.addons.queue_celery.core.jobstore import RUNNING_LOCK
@@ -92,12 +91,11 @@ def test_rolled_back_enqueue_never_runs(env, database):
 
 def test_concurrent_identity_keys_give_one_job(database):
     key = "identity-" + marker()
-    registry = odoo.registry(database)
     results = {}
 
     def enqueue(name, hold):
-        with api.Environment.manage(), registry.cursor() as cr:
-            env = api.Environment(cr, odoo.SUPERUSER_ID, {})
+        with environment(database) as env:
+            cr = env.cr
             for _attempt in range(5):
                 try:
                     # Due in an hour: it stays waiting while the other transaction tries.
@@ -197,7 +195,7 @@ def test_retry_cancel_done_buttons(env, database):
     env.cr.commit()
     assert wait_for_jobs(database, [failed.id]) == {failed.id: "failed"}
     waiting.button_cancel()
-    failed.invalidate_cache()
+    invalidate(failed)
     failed.button_retry()
     env.cr.commit()
     assert wait_for_jobs(database, [failed.id, waiting.id]) == {failed.id: "failed",

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from harness import query, wait_for_jobs
+from harness import bus_message, bus_payload, query, wait_for_jobs, web_client_polls
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -22,8 +22,8 @@ def test_progress_reported_during_a_job_is_kept_and_the_job_ends_done(env, datab
     messages = [json.loads(message) for message, in query(
         database, "SELECT message FROM bus_bus WHERE message LIKE %s",
         (f'%"celery.job.progress"%"id":{job.id},%',))]
-    assert {"type": "celery.job.progress", "id": job.id, "progress": 40.0,
-            "message": "Page 2 of 5"} in messages
+    assert bus_message("celery.job.progress", {"id": job.id, "progress": 40.0,
+                                               "message": "Page 2 of 5"}) in messages
 
 
 def test_report_progress_outside_a_job_does_nothing(env):
@@ -31,10 +31,13 @@ def test_report_progress_outside_a_job_does_nothing(env):
 
 
 def ended_job_notices(database):
-    return {message["id"]: message["state"] for message in (
-        json.loads(text) for text, in query(database, "SELECT message FROM bus_bus"
-                                                      " WHERE message LIKE '%celery.job%'"))
-        if message["type"] == "celery.job"}
+    """{job id: state} of the job-end notices on the bus."""
+    notices = {}
+    for text, in query(database, "SELECT message FROM bus_bus WHERE message LIKE '%celery.job%'"):
+        kind, payload = bus_payload(json.loads(text))
+        if kind == "celery.job":
+            notices[payload["id"]] = payload["state"]
+    return notices
 
 
 def test_a_job_end_is_told_its_user_only_while_their_web_client_is_connected(env, database):
@@ -42,7 +45,7 @@ def test_a_job_end_is_told_its_user_only_while_their_web_client_is_connected(env
     unseen = Record.with_delay().make(uuid.uuid4().hex)
     env.cr.commit()
     assert wait_for_jobs(database, [unseen.id]) == {unseen.id: "done"}
-    env["bus.presence"].update(0)  # what a web client's poll does
+    web_client_polls(env)
     env.cr.commit()
     try:
         seen = Record.with_delay().make_then_fail(uuid.uuid4().hex)

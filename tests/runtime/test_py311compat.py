@@ -15,8 +15,10 @@ import textwrap
 
 import pytest
 
-from harness import ROOT
+from harness import ODOO_VERSION, ROOT
 
+pytestmark = pytest.mark.skipif(not ODOO_VERSION.launcher_patches,
+                                reason="the launcher's patches are for Odoo 11 (run under .venv)")
 COMPAT = ROOT / "runtime" / "py311compat.py"
 
 # The launcher's own start (runtime/odoo), then the snippet.

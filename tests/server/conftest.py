@@ -4,10 +4,8 @@ import uuid
 
 import pytest
 
-import odoo
-from harness import Server, Worker, use_broker, wait_for_jobs
+from harness import ADMIN_UID, Server, Worker, as_user, environment, use_broker, wait_for_jobs
 from harness.browser import USER_LOGIN, USER_PASSWORD, ThreadedServer, missing_tools
-from odoo import SUPERUSER_ID, api
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +21,7 @@ def server(database):
 def users(database):
     """Two plain internal users: {name: (uid, login)}, each one's password is their login."""
     logins = {}
-    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
+    with environment(database) as env:
         for name in ("mallory", "alice"):
             login = "%s-%s" % (name, uuid.uuid4().hex[:8])
             user = env["res.users"].with_context(no_reset_password=True).create({
@@ -37,8 +34,7 @@ def users(database):
 @pytest.fixture(scope="module")
 def people(database):
     """{role: Client factory argument (uid, password)} for each kind of attacker."""
-    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
+    with environment(database) as env:
         other_company = env["res.company"].create({"name": "Other company %s" % uuid.uuid4().hex})
         internal = env.ref("base.group_user")
         manager_group = env.ref("queue_celery.group_celery_job_manager")
@@ -88,20 +84,18 @@ def site(tools, database):
 
 def cancel_waiting_jobs(database, tag):
     """Leave no job of these tests waiting in the database the other tests share."""
-    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
+    with environment(database) as env:
         env["celery.job"].search([("state", "in", ("pending", "enqueued")),
                                   ("name", "like", tag)]).button_cancel()
 
 
 def create_jobs(database):
     """A plain user and the admin, each with a failed and a done job; the failed ones' names."""
-    with api.Environment.manage(), odoo.registry(database).cursor() as cr:
-        env = api.Environment(cr, SUPERUSER_ID, {})
+    with environment(database) as env:
         user = env["res.users"].search([("login", "=", USER_LOGIN)]) or env["res.users"].create({
             "name": "Bob Plain", "login": USER_LOGIN, "password": USER_PASSWORD,
             "groups_id": [(6, 0, [env.ref("base.group_user").id])]})
-        admin = env.ref("base.user_root")
+        admin = env["res.users"].browse(ADMIN_UID)
         admin.password = "admin"
         tag = uuid.uuid4().hex[:6]
         names = {"user": f"Import customers.csv {tag}", "manager": f"Nightly stock sync {tag}",
@@ -109,9 +103,9 @@ def create_jobs(database):
         jobs = env["celery.job"]
         for owner, failing, done in ((user, names["user"], f"Send newsletter {tag}"),
                                      (admin, names["manager"], f"Rebuild search index {tag}")):
-            jobs |= env["celery.job"].sudo(owner).enqueue(
+            jobs |= as_user(env["celery.job"], owner).enqueue(
                 "queue.celery.test.record", "make_then_fail", args=[failing], description=failing)
-            jobs |= env["celery.job"].sudo(owner).enqueue(
+            jobs |= as_user(env["celery.job"], owner).enqueue(
                 "queue.celery.test.record", "make", args=[done], description=done)
         # Waiting jobs, for the list to show more than finished ones.
         later = env["celery.job"].enqueue("queue.celery.test.record", "make", args=[tag],

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import Client, count_rows, query, wait_for_jobs
+from harness import ADMIN_UID, Client, count_rows, query, wait_for_jobs
 from odoo.addons.queue_celery.core import encoding
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
@@ -31,7 +31,7 @@ def test_arguments_round_trip_through_json_or_are_refused(value):
 
 
 def test_refused_inputs_over_rpc_leave_no_job(server, database):
-    admin = Client(server, database, 1, "admin")
+    admin = Client(server, database, ADMIN_UID, "admin")
     before = query(database, "SELECT count(*) FROM celery_job")
     nested = []
     for _level in range(150):
@@ -65,7 +65,7 @@ def test_refused_inputs_over_rpc_leave_no_job(server, database):
 
 def test_an_eta_given_with_an_offset_or_as_xmlrpc_datetime_is_taken_as_that_moment(server,
                                                                                    database):
-    admin = Client(server, database, 1, "admin")
+    admin = Client(server, database, ADMIN_UID, "admin")
     with_offset = admin("celery.job", "enqueue", "res.partner", "search_count", args=[[]],
                         eta="2199-01-01T12:00:00+02:00")
     as_datetime = admin("celery.job", "enqueue", "res.partner", "search_count", args=[[]],

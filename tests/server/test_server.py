@@ -11,11 +11,13 @@ import pytest
 
 import odoo
 from harness import (
+    ADMIN_UID,
     BROKERS,
     WORKER_KINDS,
     Server,
     Worker,
     count_rows,
+    environment,
     query,
     require_port,
     use_broker,
@@ -47,7 +49,7 @@ def test_admin_logs_in_over_http(server, database):
     request = urllib.request.Request("http://127.0.0.1:%d/web/session/authenticate" % server.port,
                                      body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request) as answer:
-        assert json.loads(answer.read())["result"]["uid"] == 1
+        assert json.loads(answer.read())["result"]["uid"] == ADMIN_UID
 
 
 def test_sigkilled_worker_is_restarted_and_its_job_runs_exactly_once(server, database, env):
@@ -141,15 +143,11 @@ def test_two_databases_served_by_one_worker(name, database, second_database):
     if port:
         require_port(name, port)
     use_broker(url)
-    import odoo
-    from odoo import SUPERUSER_ID, api
-
     worker = Worker("%s,%s" % (database, second_database), url, "two-dbs-" + name)
     try:
         ids, mark = {}, marker()
         for dbname in (database, second_database):
-            with api.Environment.manage(), odoo.registry(dbname).cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
+            with environment(dbname) as env:
                 ids[dbname] = env["queue.celery.test.record"].with_delay().make(mark).id
         for dbname, job_id in ids.items():
             assert wait_for_jobs(dbname, [job_id]) == {job_id: "done"}
@@ -162,11 +160,14 @@ def test_two_databases_served_by_one_worker(name, database, second_database):
 def test_worker_past_limit_memory_soft_is_recycled_between_jobs(database, env):
     use_broker("")
     prefix = "qc-memory-%s." % marker()
-    server = Server(database, "", limit_memory_soft=str(50 * 2 ** 20), celery_queue_prefix=prefix)
+    # Above what an HTTP worker takes (Odoo 18's stops before serving past it), below what
+    # each job leaves its Celery worker holding.
+    server = Server(database, "", limit_memory_soft=str(768 * 2 ** 20), celery_queue_prefix=prefix)
     odoo.tools.config["celery_queue_prefix"] = prefix  # publish to this server's queues
     try:
         before = set(server.celery_workers()["DefaultCeleryWorker"])
-        jobs = [env["queue.celery.test.record"].with_delay().make(marker()) for _ in range(2)]
+        jobs = [env["queue.celery.test.record"].with_delay().make_and_keep_memory(marker(), 800)
+                for _ in range(2)]
         env.cr.commit()
         ids = [job.id for job in jobs]
         assert wait_for_jobs(database, ids) == dict.fromkeys(ids, "done")
@@ -175,7 +176,8 @@ def test_worker_past_limit_memory_soft_is_recycled_between_jobs(database, env):
                         and not before & set(server.celery_workers()["DefaultCeleryWorker"]))
         pids = {pid for pid, in query(database, "SELECT worker_pid FROM celery_job WHERE id IN %s",
                                       (tuple(ids),))}
-        assert pids <= before
+        # The first job ran in a worker from before; the second may have waited for its heir.
+        assert pids & before
         assert "> limit_memory_soft, recycling" in server.output()
     finally:
         use_broker("")

@@ -6,6 +6,7 @@ import json
 import psycopg2
 import pytest
 
+from harness import bus_message
 from odoo.addons.queue_celery.core import jobstore
 
 HOST, PID = "store-test@host", 4242
@@ -185,10 +186,13 @@ def test_a_job_end_writes_its_users_bus_notice_when_their_client_is_connected(st
     jobstore.claim(store, dispatch.uuid, dispatch.task_id, HOST, PID)
     store.execute("INSERT INTO bus_presence (user_id, last_poll, last_presence, status)"
                   " VALUES (1, now() at time zone 'UTC', now() at time zone 'UTC', 'online')"
-                  " ON CONFLICT (user_id) DO UPDATE SET last_poll = EXCLUDED.last_poll")
+                  # Odoo 18's unique index on user_id is partial: the WHERE lets it match.
+                  " ON CONFLICT (user_id) WHERE user_id IS NOT NULL DO UPDATE"
+                  " SET last_poll = EXCLUDED.last_poll, status = EXCLUDED.status")
     channels = jobstore.mark_done(store, job_id, "null", 0.1).channels
     store.execute("SELECT partner_id FROM res_users WHERE id = 1")
     assert len(channels) == 1 and json.loads(channels[0])[1:] == ["res.partner", store.fetchone()[0]]
-    store.execute("SELECT message FROM bus_bus WHERE channel = %s", (channels[0],))
-    assert json.loads(store.fetchone()[0]) == {"type": "celery.job", "id": job_id,
-                                               "name": "store test", "state": "done"}
+    store.execute("SELECT message FROM bus_bus WHERE channel = %s ORDER BY id DESC LIMIT 1",
+                  (channels[0],))
+    assert json.loads(store.fetchone()[0]) == bus_message(
+        "celery.job", {"id": job_id, "name": "store test", "state": "done"})

@@ -1,5 +1,7 @@
-from ..core.tests import test_dependencies, test_encoding
-from . import test_enqueue
-from . import test_security
-from . import test_rpc
-from . import test_ui_screens
+from ..core.tests import test_dependencies
+from ..core.tests import test_encoding
+from ..core.tests import test_enqueue
+from ..core.tests import test_rpc
+from ..core.tests import test_security
+from ..core.tests import test_ui_screens
+from . import test_bulk_actions

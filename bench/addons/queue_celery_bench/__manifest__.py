@@ -1,7 +1,7 @@
 {
     "name": "queue_celery benchmark jobs",
     "summary": "A no-op job method for bench/run.py",
-    "version": "11.0.1.0.0",
+    "version": "1.0.0",
     "license": "LGPL-3",
     "depends": ["queue_celery"],
     "data": ["security/ir.model.access.csv"],

@@ -1,7 +1,7 @@
 {
     "name": "queue_job benchmark jobs",
     "summary": "The same no-op job method as queue_celery_bench, for OCA queue_job",
-    "version": "11.0.1.0.0",
+    "version": "1.0.0",
     "license": "LGPL-3",
     "depends": ["queue_job"],
     "data": ["security/ir.model.access.csv"],

@@ -6,8 +6,9 @@
  *
  * Environment: QC_URL (the Odoo server), QC_LOGIN, QC_PASSWORD, QC_JOB_NAME (a failed job
  * of this user), QC_OTHER_JOB_NAME (a job of another user), QC_SHOTS (folder for
- * screenshots), QC_CHROMIUM (default /usr/bin/chromium). Prints one line per step; exits 1
- * on the first failed check, after a screenshot of the page.
+ * screenshots), QC_CHROMIUM (default /usr/bin/chromium), QC_WEB_CLIENT (JSON: where this Odoo
+ * version's web client has what differs, harness.browser.WEB_CLIENT). Prints one line per
+ * step; exits 1 on the first failed check, after a screenshot of the page.
  */
 'use strict';
 
@@ -18,6 +19,7 @@ const { chromium } = require('playwright-core');
 const env = process.env;
 const scenario = process.argv[2];
 const shots = env.QC_SHOTS;
+const ui = JSON.parse(env.QC_WEB_CLIENT);
 const TIMEOUT = 30000;
 
 function step(message) {
@@ -46,8 +48,26 @@ async function login(page) {
     step('logged in as ' + env.QC_LOGIN);
 }
 
+function menuLink(page, xmlid) {
+    return page.locator('a[data-menu-xmlid="' + xmlid + '"]:visible');
+}
+
 async function openMenu(page, xmlid) {
-    await page.click('a[data-menu-xmlid="' + xmlid + '"]:visible');
+    await menuLink(page, xmlid).click();
+}
+
+// Odoo 18 lists its apps only in the apps menu, opened first; Odoo 11 in the navbar.
+async function openAppsMenu(page) {
+    if (ui.appsMenu) {
+        await page.click(ui.appsMenu);
+        await page.waitForSelector('.o_app');
+    }
+}
+
+async function closeAppsMenu(page) {
+    if (ui.appsMenu) {
+        await page.keyboard.press('Escape');
+    }
 }
 
 async function waitForList(page) {
@@ -68,7 +88,7 @@ async function openFailedJob(page) {
     await page.click('.o_notebook a[role=tab]:has-text("Traceback")');
     const traceback = await page.locator('.o_form_view .o_celery_job_traceback').first().innerText();
     check(traceback.includes('boom'), 'the form shows the traceback of the failure');
-    const status = await page.locator('.o_statusbar_status .btn-primary').innerText();
+    const status = await page.locator(ui.statusCurrent).innerText();
     check(status.trim() === 'Failed', 'the status bar shows Failed');
 }
 
@@ -77,7 +97,7 @@ function headerButton(page, text) {
 }
 
 async function closeNotifications(page) {
-    for (const close of await page.locator('.o_notification a.o_close').all()) {
+    for (const close of await page.locator(ui.notificationClose).all()) {
         await close.click();
     }
     await page.waitForFunction(() => !document.querySelector('.o_notification'));
@@ -88,6 +108,7 @@ async function failedNotifications(page) {
 }
 
 async function asManager(page) {
+    await openAppsMenu(page);
     await openMenu(page, 'base.menu_administration');
     // Settings > Jobs is a section of Settings' side menu: its Jobs and Batches entries.
     await openMenu(page, 'queue_celery.menu_celery_job_list');
@@ -134,14 +155,12 @@ async function asManager(page) {
 }
 
 async function asUser(page) {
+    // With Jobs as their only app, the web client opens it at once.
+    await waitForList(page);
+    await openAppsMenu(page);
     check(await page.locator('a[data-menu-xmlid="base.menu_administration"]').count() === 0,
           'a plain user has no Settings menu');
-    // With Jobs as their only app, the web client opens it at once.
-    await page.waitForSelector('.o_list_view, a[data-menu-xmlid="queue_celery.menu_celery_job_root"]:visible');
-    if (!(await page.locator('.o_list_view').count())) {
-        await openMenu(page, 'queue_celery.menu_celery_job_root');
-    }
-    await waitForList(page);
+    await closeAppsMenu(page);
     check(await row(page, env.QC_OTHER_JOB_NAME).count() === 0,
           "a plain user does not see other users' jobs");
     await openFailedJob(page);
@@ -181,7 +200,8 @@ async function asUser(page) {
                '--disable-background-networking', '--disable-component-update',
                '--disable-sync'],  // launch() gives each run a fresh profile of its own
     });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+    const [width, height] = ui.viewport;
+    const page = await browser.newPage({ viewport: { width, height } });
     page.setDefaultTimeout(TIMEOUT);
     page.on('pageerror', (error) => console.log('page error: ' + error.message));
     let code = 0;

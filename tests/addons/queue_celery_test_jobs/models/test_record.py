@@ -4,6 +4,9 @@ from odoo import api, fields, models
 from odoo.addons.queue_celery import RetryableJobError
 from odoo.exceptions import UserError
 
+# What jobs left behind in their worker process, on purpose: a leak.
+_kept = []
+
 
 class JobRecord(models.Model):
     """One row per job run: counting rows by marker counts the runs that committed."""
@@ -48,6 +51,12 @@ class JobRecord(models.Model):
     def sleep_then_make(self, marker, seconds):
         """Write one row after ``seconds``."""
         time.sleep(seconds)
+        return self.make(marker)
+
+    @api.model
+    def make_and_keep_memory(self, marker, megabytes):
+        """Write one row and keep ``megabytes`` of memory (written: resident) after the job."""
+        _kept.append(b"\x01" * (megabytes * 2 ** 20))
         return self.make(marker)
 
     @api.model

@@ -1,6 +1,8 @@
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import common
 
+from ... import odoo_version
+
 
 class TestSecurity(common.TransactionCase):
 
@@ -16,26 +18,28 @@ class TestSecurity(common.TransactionCase):
             (6, 0, [internal.id, self.env.ref("queue_celery.group_celery_job_manager").id])]})
         self.portal = Users.create({"name": "Portal", "login": "portal_jobs",
                                     "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])]})
-        self.alice_job = self.env["celery.job"].with_user(self.alice).enqueue("res.partner", "search", args=[[]])
-        self.bob_job = self.env["celery.job"].with_user(self.bob).enqueue("res.partner", "search", args=[[]])
+        self.alice_job = odoo_version.as_user(self.env["celery.job"], self.alice).enqueue(
+            "res.partner", "search", args=[[]])
+        self.bob_job = odoo_version.as_user(self.env["celery.job"], self.bob).enqueue(
+            "res.partner", "search", args=[[]])
 
     def test_internal_users_are_job_users_and_see_only_their_jobs(self):
         self.assertTrue(self.alice.has_group("queue_celery.group_celery_job_user"))
-        jobs = self.env["celery.job"].with_user(self.alice).search([])
+        jobs = odoo_version.as_user(self.env["celery.job"], self.alice).search([])
         self.assertIn(self.alice_job, jobs)
         self.assertNotIn(self.bob_job, jobs)
         with self.assertRaises(AccessError):
-            self.bob_job.with_user(self.alice).read(["state"])
+            odoo_version.as_user(self.bob_job, self.alice).read(["state"])
 
     def test_managers_see_and_manage_every_job(self):
-        jobs = self.env["celery.job"].with_user(self.manager).search([])
+        jobs = odoo_version.as_user(self.env["celery.job"], self.manager).search([])
         self.assertIn(self.alice_job, jobs)
         self.assertIn(self.bob_job, jobs)
-        self.bob_job.with_user(self.manager).button_cancel()
+        odoo_version.as_user(self.bob_job, self.manager).button_cancel()
         self.assertEqual(self.bob_job.state, "cancelled")
 
     def test_users_cannot_change_jobs(self):
-        job = self.alice_job.with_user(self.alice)
+        job = odoo_version.as_user(self.alice_job, self.alice)
         for button in ("button_cancel", "button_done", "button_retry"):
             with self.assertRaises(AccessError):
                 getattr(job, button)()
@@ -46,17 +50,17 @@ class TestSecurity(common.TransactionCase):
         with self.assertRaises(AccessError):
             job.unlink()
         with self.assertRaises(AccessError):
-            self.env["celery.job"].with_user(self.alice).create({
+            odoo_version.as_user(self.env["celery.job"], self.alice).create({
                 "uuid": "x", "model_name": "res.partner", "method_name": "unlink",
                 "user_id": self.env.ref("base.user_root").id})
         self.assertEqual(self.alice_job.state, "pending")
 
     def test_portal_users_cannot_enqueue(self):
         with self.assertRaises(AccessError):
-            self.env["celery.job"].with_user(self.portal).enqueue("res.partner", "search", args=[[]])
+            odoo_version.as_user(self.env["celery.job"], self.portal).enqueue("res.partner", "search", args=[[]])
 
     def test_nobody_writes_a_job_managers_delete_only_ended_ones(self):
-        manager_job = self.alice_job.with_user(self.manager)
+        manager_job = odoo_version.as_user(self.alice_job, self.manager)
         for field, value in (("user_id", self.env.ref("base.user_root").id),
                              ("model_name", "res.users"), ("method_name", "write"),
                              ("record_ids", "[1]"), ("args", "[{}]"), ("kwargs", "{}"),
@@ -71,22 +75,22 @@ class TestSecurity(common.TransactionCase):
         self.assertFalse(self.alice_job.exists())
 
     def test_identity_keys_are_scoped_per_user(self):
-        first = self.env["celery.job"].with_user(self.alice).enqueue("res.partner", "search",
+        first = odoo_version.as_user(self.env["celery.job"], self.alice).enqueue("res.partner", "search",
                                                                args=[[]], identity_key="k")
-        second = self.env["celery.job"].with_user(self.bob).enqueue("res.partner", "search",
+        second = odoo_version.as_user(self.env["celery.job"], self.bob).enqueue("res.partner", "search",
                                                               args=[[]], identity_key="k")
         self.assertNotEqual(first, second)
         self.assertEqual(second.sudo().user_id, self.bob)
-        again = self.env["celery.job"].with_user(self.alice).enqueue("res.partner", "search",
+        again = odoo_version.as_user(self.env["celery.job"], self.alice).enqueue("res.partner", "search",
                                                                args=[[]], identity_key="k")
         self.assertEqual(again, first)
 
     def test_progress_rows_are_read_through_their_job_only(self):
         with self.assertRaises(AccessError):
-            self.env["celery.job.progress"].with_user(self.manager).search([])
+            odoo_version.as_user(self.env["celery.job.progress"], self.manager).search([])
 
     def test_progress_is_reported_only_by_the_job_running_in_this_process(self):
-        job = self.alice_job.with_user(self.alice)
+        job = odoo_version.as_user(self.alice_job, self.alice)
         self.assertFalse(job.with_context(celery_job_uuid=self.alice_job.uuid)
                          .report_progress(50, "forged"))
         self.assertEqual(self.alice_job.progress, 0.0)

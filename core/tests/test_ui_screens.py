@@ -2,6 +2,8 @@
 from odoo.exceptions import AccessError
 from odoo.tests import common
 
+from ... import odoo_version
+
 
 class TestJobScreens(common.TransactionCase):
 
@@ -23,7 +25,7 @@ class TestJobScreens(common.TransactionCase):
         self.other_job = self.enqueue(self.other)
 
     def enqueue(self, user):
-        return self.env["celery.job"].sudo(user).enqueue("res.partner", "search", args=[[]]).sudo()
+        return odoo_version.as_user(self.env["celery.job"], user).enqueue("res.partner", "search", args=[[]]).sudo()
 
     def fail(self, job, message, retry_planned=False):
         """Record a failure the way the worker does (plain SQL on the job's row)."""
@@ -31,31 +33,31 @@ class TestJobScreens(common.TransactionCase):
             "UPDATE celery_job SET state = %s, retry_count = retry_count + %s, exc_info = %s"
             " WHERE id = %s", ("enqueued" if retry_planned else "failed", int(retry_planned),
                               "Traceback (most recent call last):\n  ...\n" + message, job.id))
-        job.invalidate_cache()
+        odoo_version.invalidate(job)
 
     def test_a_manager_manages_the_jobs_of_their_companies_only(self):
         self.assertEqual(self.other_job.company_id, self.other_company)
-        as_manager = self.env["celery.job"].sudo(self.manager)
+        as_manager = odoo_version.as_user(self.env["celery.job"], self.manager)
         self.assertIn(self.job, as_manager.search([]))
         self.assertNotIn(self.other_job, as_manager.search([]))
         self.fail(self.other_job, "ValueError: x")
         for button in ("button_retry", "button_cancel", "button_done"):
             with self.assertRaises(AccessError):
-                getattr(self.other_job.sudo(self.manager), button)()
+                getattr(odoo_version.as_user(self.other_job, self.manager), button)()
         self.assertEqual(self.other_job.state, "failed")
         self.manager.write({"company_ids": [(4, self.other_company.id)]})
         self.assertIn(self.other_job, as_manager.search([]))
-        self.other_job.sudo(self.manager).button_retry()
+        odoo_version.as_user(self.other_job, self.manager).button_retry()
         self.assertEqual(self.other_job.state, "pending")
 
     def test_a_user_cannot_retry_a_job_they_cannot_see(self):
         self.fail(self.other_job, "ValueError: x")
         with self.assertRaises(AccessError):
-            self.other_job.sudo(self.user).button_retry()
+            odoo_version.as_user(self.other_job, self.user).button_retry()
         self.assertEqual(self.other_job.state, "failed")
 
     def test_buttons_move_only_the_jobs_they_apply_to(self):
-        manager_job = self.job.sudo(self.manager)
+        manager_job = odoo_version.as_user(self.job, self.manager)
         manager_job.button_retry()
         self.assertEqual(self.job.state, "pending", "retry applies to failed/cancelled jobs only")
         manager_job.button_cancel()
@@ -70,32 +72,28 @@ class TestJobScreens(common.TransactionCase):
         manager_job.button_done()
         self.assertEqual(self.job.state, "done")
 
-    def test_bulk_retry_and_cancel_from_the_list(self):
+    def test_bulk_retry_and_cancel(self):
         second = self.enqueue(self.user)
         jobs = self.job | second
         for job in jobs:
             self.fail(job, "ValueError: x")
-        retry = self.env.ref("queue_celery.action_celery_job_retry")
-        cancel = self.env.ref("queue_celery.action_celery_job_cancel")
-        self.assertEqual(retry.binding_model_id.model, "celery.job")
-        context = {"active_model": "celery.job", "active_ids": jobs.ids, "active_id": jobs[0].id}
         with self.assertRaises(AccessError):
-            retry.sudo(self.user).with_context(**context).run()
-        retry.sudo(self.manager).with_context(**context).run()
-        jobs.invalidate_cache()
+            odoo_version.as_user(jobs, self.user).button_retry()
+        odoo_version.as_user(jobs, self.manager).button_retry()
+        odoo_version.invalidate(jobs)
         self.assertEqual(set(jobs.mapped("state")), {"pending"})
-        cancel.sudo(self.manager).with_context(**context).run()
-        jobs.invalidate_cache()
+        odoo_version.as_user(jobs, self.manager).button_cancel()
+        odoo_version.invalidate(jobs)
         self.assertEqual(set(jobs.mapped("state")), {"cancelled"})
 
     def test_retry_history_keeps_a_line_per_failure_and_manual_retry(self):
         self.fail(self.job, "OperationalError: deadlock", retry_planned=True)
         self.fail(self.job, "UserError: boom")
-        self.job.sudo(self.manager).button_retry()
+        odoo_version.as_user(self.job, self.manager).button_retry()
         self.fail(self.job, "UserError: boom again")
         lines = self.job.retry_history.splitlines()
         self.assertEqual(len(lines), 4, lines)
-        self.job.sudo(self.manager).button_retry()
+        odoo_version.as_user(self.job, self.manager).button_retry()
         self.fail(self.job, "UserError: boom again")
         self.assertEqual(len(self.job.retry_history.splitlines()), 6,
                          "the same traceback again is a new failure too")
@@ -111,17 +109,17 @@ class TestJobScreens(common.TransactionCase):
         self.assertEqual((self.job.progress, self.job.progress_message), (0.0, False))
         self.env.cr.execute("INSERT INTO celery_job_progress (job_id, percent, message)"
                             " VALUES (%s, 40, 'Page 2 of 5')", (self.job.id,))
-        self.job.invalidate_cache()
-        self.assertEqual(self.job.sudo(self.user).progress, 40.0)
-        self.assertEqual(self.job.sudo(self.user).progress_message, "Page 2 of 5")
+        odoo_version.invalidate(self.job)
+        self.assertEqual(odoo_version.as_user(self.job, self.user).progress, 40.0)
+        self.assertEqual(odoo_version.as_user(self.job, self.user).progress_message, "Page 2 of 5")
         self.fail(self.job, "ValueError: x")
-        self.job.sudo(self.manager).button_retry()
-        self.job.invalidate_cache()
+        odoo_version.as_user(self.job, self.manager).button_retry()
+        odoo_version.invalidate(self.job)
         self.assertEqual(self.job.progress, 0.0)
 
     def test_plain_users_reach_jobs_through_their_own_app_managers_through_settings(self):
         def visible(user):
-            return set(self.env["ir.ui.menu"].sudo(user)._visible_menu_ids())
+            return set(odoo_version.as_user(self.env["ir.ui.menu"], user)._visible_menu_ids())
         in_settings = self.env.ref("queue_celery.menu_celery_job").id
         app = self.env.ref("queue_celery.menu_celery_job_root").id
         self.assertIn(app, visible(self.user))
@@ -129,17 +127,18 @@ class TestJobScreens(common.TransactionCase):
         self.assertIn(in_settings, visible(self.manager))
 
     def test_views_load_for_a_plain_user(self):
-        Jobs = self.env["celery.job"].sudo(self.user)
-        for view_type in ("tree", "form", "search", "pivot", "graph"):
-            Jobs.fields_view_get(view_type=view_type)
-        search = Jobs.fields_view_get(view_type="search")["arch"]
+        Jobs = odoo_version.as_user(self.env["celery.job"], self.user)
+        for view_type in (odoo_version.LIST_VIEW, "form", "search", "pivot", "graph"):
+            odoo_version.view_arch(Jobs, view_type)
+        search = odoo_version.view_arch(Jobs, "search")
         for name in ("pending", "enqueued", "started", "failed", "done", "cancelled", "my_jobs",
-                     "group_state", "group_queue", "group_model", "group_user", "group_day", "waiting",
-                     "group_batch"):
+                     "group_state", "group_queue", "group_model", "group_user", "group_day",
+                     "waiting", "group_batch"):
             self.assertIn(f'name="{name}"', search)
-        form = Jobs.fields_view_get(view_type="form")["arch"]
+        form = odoo_version.view_arch(Jobs, "form")
         self.assertIn("retry_history", form)
         self.assertIn("dependent_ids", form)
-        for view_type in ("tree", "form", "search"):
-            self.env["celery.job.batch"].sudo(self.user).fields_view_get(view_type=view_type)
+        batches = odoo_version.as_user(self.env["celery.job.batch"], self.user)
+        for view_type in (odoo_version.LIST_VIEW, "form", "search"):
+            odoo_version.view_arch(batches, view_type)
         self.assertIn("progress", form)

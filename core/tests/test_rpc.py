@@ -2,12 +2,14 @@ import xmlrpc.client
 
 from odoo.tests import common
 
+from ... import odoo_version
 
-@common.tagged("post_install", "-at_install")
+
+@odoo_version.post_install
 class TestRpc(common.HttpCase):
 
     def rpc(self, method, *args, **kwargs):
-        return self.xmlrpc_object.execute_kw(self.env.cr.dbname, self.env.ref("base.user_admin").id,
+        return self.xmlrpc_object.execute_kw(self.env.cr.dbname, self.env.ref(odoo_version.ADMIN_XMLID).id,
                                              "admin", "celery.job", method, list(args), kwargs)
 
     def test_enqueue_over_rpc_answers_the_job_id(self):

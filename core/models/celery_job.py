@@ -1,0 +1,124 @@
+"""The job record as the ORM and the screens see it, alike on every Odoo version; each
+version's addon adds its methods. Every change of state goes through the job store
+(``core/jobstore.py``)."""
+import logging
+
+from odoo import api, fields, models
+
+from ... import odoo_version
+from .. import jobstore, settings
+from ..celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES, publish_after_commit
+
+_logger = logging.getLogger(__name__)
+
+STATES = [
+    (jobstore.WAITING, "Waiting for other jobs"),  # until every job it depends on is done
+    (jobstore.PENDING, "Pending"),      # written, not yet handed to the broker
+    (jobstore.ENQUEUED, "Enqueued"),    # handed to the broker, or waiting for its eta
+    (jobstore.STARTED, "Started"),
+    (jobstore.DONE, "Done"),
+    (jobstore.FAILED, "Failed"),
+    (jobstore.CANCELLED, "Cancelled"),
+]
+MANAGER_GROUP = "queue_celery.group_celery_job_manager"
+USER_GROUP = "queue_celery.group_celery_job_user"
+
+
+class CeleryJob(models.Model):
+    """A deferred call. Nobody writes its fields: ``enqueue`` creates it, the buttons and
+    the workers move it, all through the job store; managers may delete ended jobs."""
+
+    _name = "celery.job"
+    _description = "Background job"
+    _order = "id desc"
+
+    uuid = fields.Char(required=True, readonly=True, copy=False)  # indexed by its unique constraint
+    name = fields.Char("Description", readonly=True)
+    model_name = fields.Char("Model", required=True, readonly=True, index=True)
+    method_name = fields.Char("Method", required=True, readonly=True)
+    record_ids = fields.Text("Record IDs", readonly=True, help="JSON list of the target's ids")
+    args = fields.Text("Arguments", readonly=True, help="JSON")
+    kwargs = fields.Text("Keyword arguments", readonly=True, help="JSON")
+    context = fields.Text(readonly=True, help="The enqueuing context, JSON")
+    user_id = fields.Many2one("res.users", required=True, readonly=True, index=True,
+                              ondelete="cascade")
+    company_id = fields.Many2one("res.company", readonly=True, index=True)
+    queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
+                             required=True, default="default", readonly=True, index=True)
+    priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,
+                              help="0 runs first, %d last" % MAX_PRIORITY)
+    state = fields.Selection(STATES, required=True, default="pending", readonly=True, index=True)
+    eta = fields.Datetime("Not before", readonly=True)
+    retry_count = fields.Integer("Retries", default=0, readonly=True)
+    max_retries = fields.Integer(default=jobstore.DEFAULT_MAX_RETRIES, readonly=True)
+    result = fields.Text(readonly=True, help="JSON")
+    exc_info = fields.Text("Traceback", readonly=True)
+    celery_task_id = fields.Char("Celery task ID", readonly=True, index=True, copy=False)
+    identity_key = fields.Char(readonly=True, copy=False)  # indexed while active (jobstore)
+    worker_hostname = fields.Char("Worker", readonly=True)
+    worker_pid = fields.Integer("Worker PID", readonly=True)
+    date_enqueued = fields.Datetime("Enqueued on", readonly=True,
+                                    help="Last time the job was handed to the broker")
+    date_started = fields.Datetime("Started on", readonly=True)
+    date_done = fields.Datetime("Ended on", readonly=True)
+    exec_time = fields.Float("Run time (s)", readonly=True, **odoo_version.AVERAGED)
+    time_limit = fields.Integer(readonly=True, help="Seconds the job may run; 0: the "
+                                "celery_job_time_limit of odoo.conf")
+    retry_history = fields.Text(readonly=True, help="One line per failed attempt, newest first")
+    dependencies_left = fields.Integer(readonly=True, help="Jobs it waits for not done yet")
+    depends_on_ids = fields.Many2many(
+        "celery.job", "celery_job_dependency", "job_id", "depends_on_id", string="Waits for",
+        readonly=True, help="It runs once every one of these jobs is done")
+    dependent_ids = fields.Many2many(
+        "celery.job", "celery_job_dependency", "depends_on_id", "job_id", string="Waited for by",
+        readonly=True, help="They run once this job is done; cancelling it cancels them")
+    batch_id = fields.Many2one("celery.job.batch", readonly=True, index=True,
+                               ondelete="set null")
+    progress = fields.Float(compute="_compute_progress", help="Percent done, as last reported")
+    progress_message = fields.Char(compute="_compute_progress")
+
+    _sql_constraints = [
+        ("uuid_unique", "unique(uuid)", "A job's UUID is unique."),
+        ("priority_range", "check(priority between 0 and %d)" % MAX_PRIORITY,
+         "A job's priority is between 0 and %d." % MAX_PRIORITY),
+        ("max_retries_positive", "check(max_retries >= 0)", "max_retries cannot be negative."),
+    ]
+
+    def _compute_progress(self):
+        rows = jobstore.progress(self.env.cr, self.ids) if self.ids else {}
+        for job in self:
+            job.progress, job.progress_message = rows.get(job.id, (0.0, False))
+
+    # ------------------------------------------------------------------ crons
+
+    @api.model
+    def _cron_sweep(self):
+        """Publish jobs the broker never got or lost, and recover jobs of dead workers."""
+        with odoo_version.read_committed_cursor(self.env.cr.dbname) as cr:
+            dispatches, notices = jobstore.sweep(
+                cr, settings.parameter(cr, "sweep_grace_seconds"), settings.option("eta_window"),
+                settings.parameter(cr, "republish_after_seconds"))
+            if dispatches:
+                _logger.info("sweeper: publishing %d job(s) again", len(dispatches))
+                publish_after_commit(cr, dispatches)
+        if notices:
+            with odoo_version.read_committed_cursor(odoo_version.BUS_DATABASE) as cr:
+                odoo_version.wake_bus(odoo_version.connection(cr), notices)
+        return len(dispatches)
+
+    @api.model
+    def _cron_cleanup(self, batch_size=10000):
+        """Delete done and cancelled jobs, and later failed ones, in committed batches."""
+        deleted = 0
+        for states, days in (
+                ((jobstore.DONE, jobstore.CANCELLED),
+                 settings.parameter(self.env.cr, "done_retention_days")),
+                ((jobstore.FAILED,), settings.parameter(self.env.cr, "failed_retention_days"))):
+            while True:
+                count = jobstore.delete_ended(self.env.cr, states, days, batch_size)
+                deleted += count
+                # Short transactions: never a long lock on the job table.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+                if count < batch_size:
+                    break
+        return deleted
