@@ -30,7 +30,8 @@ class TestDependencies(common.TransactionCase):
         return ended.released
 
     def invalidate(self):
-        odoo_version.invalidate(self.env["celery.job"].search([]))
+        for model in ("celery.job", "celery.job.batch"):
+            odoo_version.invalidate(self.env[model].search([]))
 
     def test_a_job_waits_for_its_dependencies_and_the_form_links_both_ways(self):
         first = self.env["celery.job"].enqueue(self.partners, "read")
