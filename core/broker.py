@@ -20,6 +20,7 @@ from kombu.transport import TRANSPORT_ALIASES, sqlalchemy, virtual
 from kombu.utils.encoding import bytes_to_str
 from psycopg2 import sql
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 _logger = logging.getLogger(__name__)
 
@@ -137,6 +138,14 @@ class Channel(sqlalchemy.Channel):
             _upgrade(engine, self.message_tablename)
             _upgraded.add((engine, self.message_tablename))
         return engine, session
+
+    def _get_or_create(self, queue):
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:
+            # Another process inserted the queue between kombu's lookup and its insert.
+            self.session.rollback()
+            return super()._get_or_create(queue)
 
     def _queue_id(self, queue):
         if self._queue_ids is None:
