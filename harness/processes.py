@@ -83,7 +83,8 @@ class Worker(OdooProcess):
         conf = write_conf("worker-" + name, broker_url, **options)
         super().__init__("worker-" + name, [
             "--addons-path=" + addons_path(), "celery", "worker", "-c", str(conf), "-d", database,
-            "--hostname", "%s-%s@%%h" % (run_name(), name)] + list(args))
+            # The run's pid too: RabbitMQ refuses a second worker of the same name, any run's.
+            "--hostname", "%s-%s-%d@%%h" % (run_name(), name, os.getpid())] + list(args))
         self.wait_for(lambda: " ready." in self.output())
 
 

@@ -63,7 +63,7 @@ def test_sigkilled_worker_is_restarted_and_its_job_runs_exactly_once(server, dat
     # The master starts a new worker in place of the dead one.
     server.wait_for(lambda: len(server.celery_workers().get("DefaultCeleryWorker", [])) == 2
                     and pid not in server.celery_workers()["DefaultCeleryWorker"])
-    assert env["celery.job"]._cron_sweep() >= 1
+    env["celery.job"]._cron_sweep()  # unless the new worker's start-up sweep did it first
     env.cr.commit()
     assert wait_for_jobs(database, [job.id]) == {job.id: "done"}
     (retry_count,), = query(database, "SELECT retry_count FROM celery_job WHERE id = %s", (job.id,))
@@ -114,7 +114,7 @@ def test_cli_worker_on_another_process_runs_the_servers_jobs(database):
         assert wait_for_jobs(database, [job_id]) == {job_id: "done"}
         (hostname,), = query(database, "SELECT worker_hostname FROM celery_job WHERE id = %s",
                              (job_id,))
-        assert hostname.startswith("pytest-cli-low@")
+        assert hostname.startswith("pytest-cli-low-")
     finally:
         cli.stop()
         server.stop()
@@ -165,19 +165,16 @@ def test_worker_past_limit_memory_soft_is_recycled_between_jobs(database, env):
     server = Server(database, "", limit_memory_soft=str(768 * 2 ** 20), celery_queue_prefix=prefix)
     odoo.tools.config["celery_queue_prefix"] = prefix  # publish to this server's queues
     try:
-        before = set(server.celery_workers()["DefaultCeleryWorker"])
         jobs = [env["queue.celery.test.record"].with_delay().make_and_keep_memory(marker(), 800)
                 for _ in range(2)]
         env.cr.commit()
         ids = [job.id for job in jobs]
         assert wait_for_jobs(database, ids) == dict.fromkeys(ids, "done")
-        # Each job left its worker past the limit: the master replaced it.
-        server.wait_for(lambda: server.celery_workers().get("DefaultCeleryWorker")
-                        and not before & set(server.celery_workers()["DefaultCeleryWorker"]))
         pids = {pid for pid, in query(database, "SELECT worker_pid FROM celery_job WHERE id IN %s",
                                       (tuple(ids),))}
-        # The first job ran in a worker from before; the second may have waited for its heir.
-        assert pids & before
+        # Each job left its worker past the limit: the master replaced it.
+        server.wait_for(lambda: server.celery_workers().get("DefaultCeleryWorker")
+                        and not pids & set(server.celery_workers()["DefaultCeleryWorker"]))
         assert "> limit_memory_soft, recycling" in server.output()
     finally:
         use_broker("")
