@@ -3,7 +3,8 @@ import xmlrpc.client
 
 import pytest
 
-from harness import ADMIN_UID, Client, query, wait_for_jobs
+from harness import ADMIN_UID, Client, environment, query, wait_for_jobs
+from odoo.addons.queue_celery import group
 
 
 def test_a_dependency_on_another_users_job_is_refused(server, database, people):
@@ -29,3 +30,25 @@ def test_a_dependency_on_another_users_job_is_refused(server, database, people):
     (done,), = query(database, "SELECT date_done FROM celery_job WHERE id = %s", (first,))
     assert started > done
     Client(server, database, ADMIN_UID, "admin")("celery.job", "button_cancel", [others])
+
+
+def test_a_batch_is_seen_by_its_user_and_their_companys_managers_only(server, database, people):
+    with environment(database, people["plain"][0]) as env:
+        partners = env["res.partner"].search([], limit=1)
+        jobs = group(partners.delayable(countdown=3600).read(["name"]),
+                     partners.delayable(countdown=3600).read(["name"])).delay("Secret batch")
+        batch_id, job_ids = jobs[0].batch_id.id, jobs.ids
+    plain = Client(server, database, *people["plain"])
+    assert plain("celery.job.batch", "read", [batch_id], ["name"])[0]["name"] == "Secret batch"
+    for call in (lambda: plain("celery.job.batch", "write", [batch_id], {"user_id": ADMIN_UID}),
+                 lambda: plain("celery.job.batch", "unlink", [batch_id])):
+        with pytest.raises(xmlrpc.client.Fault):
+            call()
+    other = Client(server, database, *people["other_manager"])
+    portal = Client(server, database, *people["portal"])
+    assert other("celery.job.batch", "search", [("id", "=", batch_id)]) == []
+    for call in (lambda: other("celery.job.batch", "read", [batch_id], ["name"]),
+                 lambda: portal("celery.job.batch", "read", [batch_id], ["name"])):
+        with pytest.raises(xmlrpc.client.Fault):
+            call()
+    Client(server, database, ADMIN_UID, "admin")("celery.job", "button_cancel", job_ids)
