@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 import uuid
 
@@ -67,24 +66,16 @@ def assert_exactly_once(database, prefix, count):
     assert max(n for _marker, n in rows) == 1, "duplicated"
 
 
-class WorkerKiller(threading.Thread):
-    """SIGKILLs one Celery worker of ``server`` every second until stopped."""
-
-    def __init__(self, server):
-        super().__init__()
-        self.server, self.killed, self.stopped = server, [], threading.Event()
-
-    def run(self):
-        while not self.stopped.wait(1):
-            pids = [pid for pids in self.server.celery_workers().values() for pid in pids]
-            if pids:
-                pid = random.choice(pids)
-                os.kill(pid, signal.SIGKILL)
-                self.killed.append(pid)
-
-    def stop(self):
-        self.stopped.set()
-        self.join()
+def sigkill_workers_for(server, seconds):
+    """SIGKILL one Celery worker of ``server`` every second for ``seconds``; the pids killed."""
+    killed = []
+    for _second in range(seconds):
+        time.sleep(1)
+        pids = [pid for pids in server.celery_workers().values() for pid in pids]
+        if pids:
+            killed.append(random.choice(pids))
+            os.kill(killed[-1], signal.SIGKILL)
+    return killed
 
 
 def test_1000_jobs_while_workers_are_sigkilled_every_second(database, env, eager_sweeper):
@@ -92,14 +83,9 @@ def test_1000_jobs_while_workers_are_sigkilled_every_second(database, env, eager
     server = Server(database, "", celery_workers_default=2)
     try:
         prefix, ids = enqueue_many(env, 1000)
-        killer = WorkerKiller(server)
-        killer.start()
-        try:
-            time.sleep(15)
-        finally:
-            killer.stop()
+        killed = sigkill_workers_for(server, 15)
         assert sweep_until_final(database, ids) == {"done": 1000}
-        assert len(killer.killed) >= 10
+        assert len(killed) >= 10
         assert_exactly_once(database, prefix, 1000)
     finally:
         server.stop()
@@ -115,14 +101,9 @@ def test_200_chains_of_5_while_workers_are_sigkilled_every_second(database, env,
                    for step in range(5)] for number in range(200)]
         jobs = group(*[chain(*steps) for steps in chains]).delay()
         env.cr.commit()
-        killer = WorkerKiller(server)
-        killer.start()
-        try:
-            time.sleep(15)
-        finally:
-            killer.stop()
+        killed = sigkill_workers_for(server, 15)
         assert sweep_until_final(database, jobs.ids) == {"done": 1000}
-        assert len(killer.killed) >= 10
+        assert len(killed) >= 10
         assert_exactly_once(database, prefix, 1000)
         runs = dict((job_id, (started, done)) for job_id, started, done in query(
             database, "SELECT id, date_started, date_done FROM celery_job WHERE id IN %s",
