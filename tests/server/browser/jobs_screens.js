@@ -52,7 +52,11 @@ function menuLink(page, xmlid) {
     return page.locator('a[data-menu-xmlid="' + xmlid + '"]:visible');
 }
 
-async function openMenu(page, xmlid) {
+// A menu item inside a section (Settings > Jobs > Jobs) shows once its section is opened.
+async function openMenu(page, xmlid, section) {
+    if (section && !(await menuLink(page, xmlid).count())) {
+        await page.locator('[data-menu-xmlid="' + section + '"]:visible').click();
+    }
     await menuLink(page, xmlid).click();
 }
 
@@ -111,7 +115,7 @@ async function asManager(page) {
     await openAppsMenu(page);
     await openMenu(page, 'base.menu_administration');
     // Settings > Jobs is a section of Settings' side menu: its Jobs and Batches entries.
-    await openMenu(page, 'queue_celery.menu_celery_job_list');
+    await openMenu(page, 'queue_celery.menu_celery_job_list', 'queue_celery.menu_celery_job');
     await waitForList(page);
     check(await row(page, env.QC_OTHER_JOB_NAME).count() > 0, "a manager sees other users' jobs");
     await closeNotifications(page);
