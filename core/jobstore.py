@@ -313,8 +313,15 @@ def dead_worker_reason(max_retries):
 
 
 def release(cr, job_id):
-    """Let go of a claimed job's lock (``cr``: the control cursor, in autocommit mode)."""
-    cr.execute("SELECT pg_advisory_unlock(%s, %s)", (RUNNING_LOCK, job_id))
+    """Let go of a claimed job's lock (``cr``: the control cursor, in autocommit mode).
+
+    Every hold of it: a claim that waited for another transaction's update of the row
+    (a publisher recording the dispatch) evaluated its condition twice, taking the lock
+    twice, and one unlock would leave the job locked for good. The control connection holds
+    no other lock (``claim``).
+    """
+    cr.execute("SELECT pg_advisory_unlock_all()")
+    _logger.debug("job %d: lock released", job_id)
 
 
 # ---------------------------------------------------------------------- a job's end

@@ -1,7 +1,9 @@
 """The job store's statements on one connection, with no worker and no broker."""
+import concurrent.futures
 import contextlib
 import datetime
 import json
+import time
 
 import psycopg2
 import pytest
@@ -107,6 +109,30 @@ def test_a_job_waiting_for_its_message_but_still_locked_is_busy(store, database)
             store.execute("UPDATE celery_job SET state = 'started' WHERE id = %s", (job_id,))
             dropped = jobstore.claim(store, dispatch.uuid, dispatch.task_id, HOST, PID)
             assert "running in another worker" in dropped.reason
+    store.execute("DELETE FROM celery_job WHERE id = %s", (job_id,))
+    store.connection.commit()
+
+
+def test_a_claim_that_waited_on_a_concurrent_update_leaves_no_lock_after_release(store, database):
+    """A claim that waits for another transaction's update of the row checks its condition
+    again on the new row, taking the lock a second time; release lets go of both."""
+    job_id, dispatch = insert(store)
+    store.connection.commit()
+    with contextlib.closing(psycopg2.connect(dbname=database)) as publisher:
+        with publisher.cursor() as publisher_cr:
+            jobstore.record_dispatch(publisher_cr, [job_id], [], [])  # row locked until commit
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                claimed = pool.submit(jobstore.claim, store, dispatch.uuid, dispatch.task_id,
+                                      HOST, PID)
+                time.sleep(0.5)
+                assert not claimed.done(), "the claim did not wait for the row"
+                publisher.commit()
+                assert isinstance(claimed.result(timeout=10), jobstore.ClaimedJob)
+            jobstore.release(store, job_id)
+            publisher_cr.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                 (jobstore.RUNNING_LOCK, job_id))
+            assert publisher_cr.fetchone()[0], "the released job is still locked"
+            publisher_cr.execute("SELECT pg_advisory_unlock_all()")
     store.execute("DELETE FROM celery_job WHERE id = %s", (job_id,))
     store.connection.commit()
 
