@@ -1,3 +1,5 @@
+import datetime
+
 from odoo.tests import common
 from odoo.tools import config
 
@@ -34,11 +36,14 @@ class TestTrapJobs(common.TransactionCase):
         with trap_jobs(self.env) as trap:
             job = odoo_version.as_user(self.partner, self.alice).with_delay(
                 queue="low", priority=2, description="Set ref").write({"ref": "x"})
-            self.env["celery.job"].enqueue("res.partner", "search_count", args=[[]])
+            self.env["celery.job"].enqueue("res.partner", "search_count", args=[[]],
+                                           eta="2030-01-01T12:00:00+02:00")
         self.assertEqual(trap.assert_enqueued(self.partner, "write", args=[{"ref": "x"}],
                                               queue="low", priority=2, description="Set ref",
                                               user=self.alice, state="pending"), job)
-        trap.assert_enqueued("res.partner", "search_count", kwargs={})
+        trap.assert_enqueued("res.partner", "search_count", kwargs={},
+                             eta=datetime.datetime(2030, 1, 1, 10))
+        trap.assert_enqueued("res.partner", "search_count", eta="2030-01-01 10:00:00")
         trap.assert_count(2)
         with self.assertRaises(AssertionError) as failure:
             trap.assert_enqueued(self.partner, "write", args=[{"ref": "y"}])
@@ -48,10 +53,13 @@ class TestTrapJobs(common.TransactionCase):
         self.assertIn("1. res.partner(%d,).write({'ref': 'x'}) queue='low' priority=2 "
                       "user='alice_trap' state='pending'" % self.partner.id, message)
         self.assertIn("2. res.partner().search_count([]) queue='default'", message)
+        self.assertIn("eta=2030-01-01 10:00:00", message)
         for call in (lambda: trap.assert_enqueued(self.partner, "write", queue="high"),
                      lambda: trap.assert_enqueued(self.partner, "unlink"),
                      lambda: trap.assert_enqueued("res.users", "search_count"),
-                     lambda: trap.assert_enqueued(self.partner, "write", user=self.env.user)):
+                     lambda: trap.assert_enqueued(self.partner, "write", user=self.env.user),
+                     lambda: trap.assert_enqueued("res.partner", "search_count",
+                                                  eta="2030-01-01 12:00:00")):
             with self.assertRaises(AssertionError):
                 call()
         with self.assertRaisesRegex(AssertionError, "2 job\\(s\\) enqueued, not 1"):
