@@ -96,6 +96,20 @@ class TestTrapJobs(common.TransactionCase):
                          ("Kept", "first", False))
         self.assertIn("second", self.partner.comment)
 
+    def test_jobs_that_performed_jobs_enqueue_in_the_block_are_trapped_and_performed_next(self):
+        with trap_jobs(self.env) as trap:
+            outer = self.env["celery.job"].enqueue(
+                "celery.job", "enqueue", args=["res.partner", "write"],
+                kwargs={"record_ids": self.partner.ids, "args": [{"ref": "nested"}]})
+            trap.perform()
+            self.assertEqual(outer.state, "done")
+            inner = trap.assert_enqueued(self.partner, "write", args=[{"ref": "nested"}],
+                                         state="pending")
+            self.assertEqual(self.partner.ref, False)
+            trap.perform()
+        self.assertEqual((inner.state, self.partner.ref), ("done", "nested"))
+        trap.assert_count(2)
+
 
 class TestRunJobsInline(common.TransactionCase):
     """odoo.conf's celery_run_jobs_inline: each job runs at once where it is enqueued."""
