@@ -89,12 +89,12 @@ class JobsTrap:
         return found
 
     def perform(self):
-        """Run the jobs of the block that wait for a worker now, in the test's transaction
-        and in enqueue order, each as its user with its context and company, then those
-        their ends release; each ends ``done``, ``failed`` or (``RetryableJobError``)
-        ``enqueued`` for a retry, as a worker would record it. Jobs they enqueue inside the
-        block are trapped too: ``perform`` again runs them. Returns the jobs of the block, as
-        they ended."""
+        """Run the jobs of the block that wait for a worker now (whatever their eta), in the
+        test's transaction and in enqueue order, each as its user with its context and
+        company, then those their ends release; each ends ``done``, ``failed`` or
+        (``RetryableJobError``) ``enqueued`` for a retry, as a worker would record it. Jobs
+        they enqueue inside the block are trapped too: ``perform`` again runs them. Returns
+        the jobs of the block, as they ended."""
         waiting = self.jobs.filtered(lambda job: job.state in jobstore.QUEUED)
         execution.run_in_transaction(self.env.cr, waiting.ids)
         odoo_version.invalidate(waiting)  # moved by the job store, under the ORM's cache

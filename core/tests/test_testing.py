@@ -68,13 +68,17 @@ class TestTrapJobs(common.TransactionCase):
         trap.assert_count(0)
 
     def test_perform_runs_each_job_as_its_user_in_the_test_transaction(self):
+        self.env["res.partner"].create({"name": "Archived trap partner", "active": False})
         with trap_jobs(self.env) as trap:
             job = odoo_version.as_user(self.partner, self.alice).with_delay().write(
                 {"ref": "performed"})
+            count = self.env["res.partner"].with_context(active_test=False).with_delay(
+            ).search_count([("name", "=", "Archived trap partner")])
         self.assertEqual(self.partner.ref, False)
-        self.assertEqual(trap.perform(), job)
+        self.assertEqual(trap.perform(), job | count)
         self.assertEqual((job.state, job.result, job.worker_hostname),
                          ("done", "true", "in-transaction"))
+        self.assertEqual((count.state, count.result), ("done", "1"))  # its context came along
         self.assertEqual(self.partner.ref, "performed")
         self.assertEqual(self.partner.write_uid, self.alice)
 
