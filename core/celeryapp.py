@@ -3,6 +3,7 @@
 Publishing needs only the task's name: the task itself is registered by the worker
 (``worker.py``), the one kind of process that runs it.
 """
+import collections
 import datetime
 import logging
 import os
@@ -13,7 +14,7 @@ from kombu import Queue
 from odoo.tools import config
 
 from .. import odoo_version
-from . import broker, jobstore
+from . import broker, execution, jobstore
 from .settings import option
 
 _logger = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ TASK_NAME = "queue_celery.run_job"
 # Job priorities run from 0 (first) to 9 (last), as in Redis; RabbitMQ counts the other way.
 MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
+# How many ``testing.trap_jobs`` are open on each database: its jobs are not published.
+TRAPPED = collections.Counter()
 
 
 def queue_name(queue):
@@ -130,7 +133,17 @@ def publish(dbname, dispatches):
 
 def publish_after_commit(cr, dispatches):
     """Publish jobs once ``cr``'s transaction commits, those of them it committed; never
-    if it rolls back."""
+    if it rolls back.
+
+    Inside a test's ``testing.trap_jobs`` on that database, nothing is published: the test
+    looks at the jobs and runs them. With ``celery_run_jobs_inline``, the jobs run at once
+    in ``cr``'s transaction instead.
+    """
+    if TRAPPED[cr.dbname]:
+        return
+    if option("run_jobs_inline"):
+        execution.run_in_transaction(cr, [job.id for job in dispatches])
+        return
     pending = getattr(cr, "_celery_dispatches", None)
     if pending is None:
         pending = cr._celery_dispatches = []

@@ -307,6 +307,19 @@ def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
     return ClaimedJob(job_id, job_uuid, cr.fetchone(), early_by=max(seconds_to_eta, 0.0))
 
 
+def start_in_transaction(cr, job_id, hostname, pid):
+    """Mark the job started if it waits for a worker, for a run in ``cr``'s own transaction
+    (see ``execution.run_in_transaction``), whatever its eta: a ClaimedJob, or None.
+
+    No advisory lock is taken: the row stays locked by this update until that transaction
+    ends, and nothing outside it sees the job started.
+    """
+    cr.execute(_mark_started("", "id = %s AND state IN ('pending', 'enqueued')") + ", uuid",
+               (hostname, pid, job_id))
+    row = cr.fetchone()
+    return row and ClaimedJob(job_id, row[-1], row[:-1])
+
+
 def dead_worker_reason(max_retries):
     return ("The worker running this job died (killed, or out of memory), and its %d "
             "retries are used up." % max_retries)

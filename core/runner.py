@@ -14,9 +14,10 @@ from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, ISOLATION_LEVEL_
 import odoo
 
 from .. import odoo_version
-from . import encoding, jobstore, worker_process
+from . import jobstore, worker_process
 from .celeryapp import publish_committed
 from .exceptions import JobTimeLimitExceeded, RetryableJobError
+from .execution import encode_result, job_call
 
 _logger = logging.getLogger(__name__)
 
@@ -99,27 +100,13 @@ def _execute(process, cr, control, job):
     odoo_version.connection(cr).set_isolation_level(
         ISOLATION_LEVEL_READ_COMMITTED if job.ends_others else ISOLATION_LEVEL_REPEATABLE_READ)
     try:
-        if not job.user_active:
-            raise odoo.exceptions.UserError(
-                "The user (id %d) who enqueued this job is archived: it does not run as them."
-                % job.user_id)
-        context = dict(encoding.loads(job.context), celery_job_uuid=job.uuid,
-                       **odoo_version.company_context(job.company_id))
-        with odoo_version.environment(cr, job.user_id, context) as env:
-            records = env[job.model_name].browse(encoding.loads(job.record_ids))
-            missing = records - records.exists()
-            if missing:
-                raise odoo.exceptions.MissingError(
-                    "The job's records %s(%s) were deleted before it ran."
-                    % (job.model_name, ", ".join(map(str, missing.ids))))
-            args = encoding.loads(job.args, env)
-            kwargs = encoding.loads(job.kwargs, env)
+        with job_call(cr, job) as (env, call):
             with time_limit(cr, job.time_limit):
-                result = getattr(records, job.method_name)(*args, **kwargs)
+                result = call()
                 odoo_version.flush(env)  # a write waiting on a row lock waits within the limit
             # Done is written with the job's work, and releases what waited for it: all
             # commit, or nothing does.
-            ended = jobstore.mark_done(cr, job.id, _encode_result(result),
+            ended = jobstore.mark_done(cr, job.id, encode_result(result),
                                        time.monotonic() - started)
             if ended is None:
                 cr.rollback()  # the job was moved on meanwhile: its work is not kept
@@ -190,11 +177,3 @@ def time_limit(cr, seconds):
         if in_main_thread:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-
-
-def _encode_result(result):
-    """The result as JSON, or the JSON of its repr when JSON cannot carry it."""
-    try:
-        return encoding.dumps(result, "result")
-    except ValueError:
-        return encoding.dumps(repr(result))

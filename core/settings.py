@@ -32,6 +32,9 @@ OPTIONS = {setting.name: setting for setting in (
     Setting("max_arguments_size", 5 * 1024 * 1024, "bytes the JSON of a job's arguments and "
             "context may take"),
     Setting("task_events", False, "send Celery task events (for Flower)"),
+    Setting("run_jobs_inline", False, "run every job at once inside the transaction that "
+            "enqueues it, without broker or worker (for test databases; see Testing code that "
+            "enqueues jobs)"),
 )}
 
 PARAMETERS = {setting.name: setting for setting in (

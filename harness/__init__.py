@@ -19,5 +19,6 @@ environment = ODOO_VERSION.environment
 as_user = ODOO_VERSION.as_user
 invalidate = ODOO_VERSION.invalidate
 web_client_polls = ODOO_VERSION.web_client_polls
+run_due_crons = ODOO_VERSION.run_due_crons
 bus_message = ODOO_VERSION.bus_message
 bus_payload = ODOO_VERSION.bus_payload

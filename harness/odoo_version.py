@@ -73,6 +73,10 @@ class Odoo11(OdooVersion):
         """What the web client of ``env``'s user does on the bus: mark them present."""
         env["bus.presence"].update(0)
 
+    def run_due_crons(self, dbname):
+        """Run the due crons of ``dbname`` in this process, as a server's cron thread does."""
+        self.registry(dbname)["ir.cron"]._acquire_job(dbname)
+
     def bus_message(self, kind, payload):
         """A bus message as Odoo writes it: the type beside the payload's keys."""
         return dict(payload, type=kind)
@@ -106,6 +110,9 @@ class Odoo18(OdooVersion):
 
     def web_client_polls(self, env):
         env["bus.presence"].update_presence(0, "user_id", env.uid)
+
+    def run_due_crons(self, dbname):
+        self.registry(dbname)["ir.cron"]._process_jobs(dbname)
 
     def bus_message(self, kind, payload):
         """A bus message as Odoo writes it: the payload wrapped beside its type."""

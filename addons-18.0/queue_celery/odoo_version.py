@@ -149,6 +149,12 @@ def user_company(env):
     return env.company
 
 
+def run_cron_callback(cron):
+    """What Odoo's cron worker calls for the due ``cron``, in this transaction: its callback,
+    as its user, with the context it gives."""
+    return cron.with_user(cron.user_id).with_context(lastcall=cron.lastcall, cron_id=cron.id)._callback(
+        cron.cron_name, cron.ir_actions_server_id.id)
+
 def post_install(test_class):
     """Run ``test_class`` after every module is installed, not right after this one."""
     # Imported here, by tests only: Odoo 18 logs an error when a module imports it at load.

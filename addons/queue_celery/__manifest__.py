@@ -14,6 +14,7 @@
         "data/ir_cron.xml",
         "data/ir_config_parameter.xml",
         "views/celery_job_views.xml",
+        "views/ir_cron_views.xml",
     ],
     "post_load": "post_load",
 }

@@ -133,6 +133,11 @@ def user_company(env):
     return env.user.company_id
 
 
+def run_cron_callback(cron):
+    """What Odoo's cron worker calls for the due ``cron``, in this transaction: its callback,
+    as its user."""
+    return cron.sudo(cron.user_id)._callback(cron.cron_name, cron.ir_actions_server_id.id, cron.id)
+
 def post_install(test_class):
     """Run ``test_class`` after every module is installed, not right after this one."""
     return common.post_install(True)(common.at_install(False)(test_class))

@@ -3,3 +3,4 @@ from . import base
 from . import celery_job
 from . import celery_job_progress
 from . import celery_job_batch
+from . import ir_cron

@@ -5,6 +5,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import common
 
 from ... import odoo_version
+from ...core.testing import trap_jobs
 
 
 class TestEnqueue(common.TransactionCase):
@@ -15,8 +16,12 @@ class TestEnqueue(common.TransactionCase):
         self.partner = self.env["res.partner"].create({"name": "Job target"})
 
     def test_enqueue_writes_a_pending_job(self):
-        job = self.Job.enqueue(self.partner, "write", args=[{"comment": "x"}], queue="high",
-                               priority=1, max_retries=2, description="Comment")
+        with trap_jobs(self.env) as trap:
+            job = self.Job.enqueue(self.partner, "write", args=[{"comment": "x"}], queue="high",
+                                   priority=1, max_retries=2, description="Comment")
+        self.assertEqual(trap.assert_enqueued(
+            self.partner, "write", args=[{"comment": "x"}], kwargs={}, queue="high", priority=1,
+            max_retries=2, description="Comment", user=self.env.user, state="pending"), job)
         self.assertEqual(job.state, "pending")
         self.assertEqual((job.model_name, job.method_name), ("res.partner", "write"))
         self.assertEqual(job.record_ids, "[%d]" % self.partner.id)
@@ -43,7 +48,11 @@ class TestEnqueue(common.TransactionCase):
         self.assertEqual(job.name, type(self.partner).toggle_active.__doc__.strip().split("\n")[0])
 
     def test_bad_input_is_refused_and_writes_nothing(self):
-        before = self.Job.search_count([])
+        with trap_jobs(self.env) as trap:
+            self._enqueue_bad_input()
+        trap.assert_count(0)
+
+    def _enqueue_bad_input(self):
         nested = []
         for _level in range(500):
             nested = [nested]
@@ -76,7 +85,6 @@ class TestEnqueue(common.TransactionCase):
         for private in ("_compute_display_name", "init"):
             with self.assertRaisesRegex(AccessError, "Private methods"):
                 self.Job.enqueue("res.partner", private)
-        self.assertEqual(self.Job.search_count([]), before)
 
     def test_eta_with_an_offset_is_converted_to_utc(self):
         job = self.Job.enqueue("res.partner", "search", args=[[]], eta="2030-01-01T12:00:00+02:00")
@@ -87,9 +95,12 @@ class TestEnqueue(common.TransactionCase):
             self.Job.with_context(big="x" * (6 * 1024 * 1024)).enqueue("res.partner", "search")
 
     def test_identity_key_returns_the_waiting_job(self):
-        first = self.partner.with_delay(identity_key="sync-42").write({"comment": "a"})
-        second = self.partner.with_delay(identity_key="sync-42").write({"comment": "b"})
+        with trap_jobs(self.env) as trap:
+            first = self.partner.with_delay(identity_key="sync-42").write({"comment": "a"})
+            second = self.partner.with_delay(identity_key="sync-42").write({"comment": "b"})
         self.assertEqual(first, second)
+        trap.assert_count(1)
+        trap.assert_enqueued(self.partner, "write", args=[{"comment": "a"}], identity_key="sync-42")
         first.button_cancel()
         third = self.partner.with_delay(identity_key="sync-42").write({"comment": "c"})
         self.assertNotEqual(third, first)

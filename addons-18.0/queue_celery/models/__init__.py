@@ -1,2 +1,3 @@
 from ..core import models as shared  # noqa: F401  (with_delay, job progress)
 from . import celery_job
+from . import ir_cron
