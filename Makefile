@@ -107,8 +107,10 @@ PYLINT_ODOO := --load-plugins=pylint_odoo --disable=all --enable=odoolint \
 
 lint: $(VENV_11)/.installed
 	$(VENV_11)/bin/ruff check addons addons-18.0 core runtime scripts tests bench harness
-	$(VENV_11)/bin/pylint $(PYLINT_ODOO) --valid-odoo-versions=11.0 addons/queue_celery \
-	  tests/addons/queue_celery_test_jobs
+	$(VENV_11)/bin/pylint $(PYLINT_ODOO) --valid-odoo-versions=11.0 addons/queue_celery
+	# The test jobs addon serves both versions: its version is "x.y.z", which both accept.
+	$(VENV_11)/bin/pylint $(PYLINT_ODOO) --disable=manifest-version-format \
+	  --valid-odoo-versions=11.0 tests/addons/queue_celery_test_jobs
 	$(VENV_11)/bin/pylint $(PYLINT_ODOO) --valid-odoo-versions=18.0 addons-18.0/queue_celery
 
 clean:
