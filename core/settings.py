@@ -32,6 +32,8 @@ OPTIONS = {setting.name: setting for setting in (
     Setting("max_arguments_size", 5 * 1024 * 1024, "bytes the JSON of a job's arguments and "
             "context may take"),
     Setting("task_events", False, "send Celery task events (for Flower)"),
+    Setting("metrics_token", "", "the bearer token that opens `GET /queue_celery/metrics` "
+            "(`Authorization: Bearer ...`, for Prometheus); empty: job managers' sessions only"),
 )}
 
 PARAMETERS = {setting.name: setting for setting in (
