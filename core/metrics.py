@@ -38,7 +38,7 @@ def _labels(names, values):
         return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
     return "{%s}" % ",".join('%s="%s"' % (name, escaped(value))
-                             for name, value in zip(names, values))
+                             for name, value in zip(names, values, strict=True))
 
 
 def _number(value):
@@ -62,7 +62,7 @@ class Exposition:
         self.family(name, "histogram", description)
         for queue in QUEUES:
             count, total, counts = per_queue.get(queue, (0, 0.0, [0] * len(buckets)))
-            for bound, bucket_count in zip(buckets + (float("inf"),), counts + [count]):
+            for bound, bucket_count in zip(buckets + (float("inf"),), counts + [count], strict=True):
                 self.sample(name + "_bucket", ("queue", "le"), (queue, _number(bound)),
                             bucket_count)
             self.sample(name + "_sum", ("queue",), (queue,), total)
@@ -82,7 +82,7 @@ def exposition(cr):
     for row in counted:
         labels, count, retried = row[:width], row[width], row[width + 1]
         jobs[labels] = jobs.get(labels, 0) + count
-        named = dict(zip(jobstore.COUNTED_BY, labels))
+        named = dict(zip(jobstore.COUNTED_BY, labels, strict=True))
         retries[named["queue"]] = retries.get(named["queue"], 0) + retried
         if named["state"] == jobstore.FAILED:
             failures[named["queue"]] = failures.get(named["queue"], 0) + count

@@ -48,8 +48,9 @@ def log_queue_workers(pids):
     for queue in QUEUES:
         served = pids.get(queue, ())
         if served:
-            _logger.info("Celery workers: queue %s: %d process%s (pids %s)", queue, len(served),
-                         "" if len(served) == 1 else "es", ", ".join(map(str, served)))
+            _logger.info("Celery workers: queue %s: %s (%s %s)", queue,
+                         "1 process" if len(served) == 1 else "%d processes" % len(served),
+                         "pid" if len(served) == 1 else "pids", ", ".join(map(str, served)))
         else:
             _logger.info("Celery workers: queue %s: no process here (an `odoo celery worker`"
                          " elsewhere must serve it)", queue)

@@ -134,7 +134,7 @@ class Server(OdooProcess):
     def queue_workers(self):
         """{queue: [pid]} of the Celery workers the server logged at its start, either mode."""
         return {queue: [int(pid) for pid in re.findall(r"\d+", pids)] for queue, pids in
-                re.findall(r"Celery workers: queue (\w+): (?:\d+ process(?:es)? \(pids ([\d, ]+)\)"
+                re.findall(r"Celery workers: queue (\w+): (?:\d+ process(?:es)? \(pids? ([\d, ]+)\)"
                            r"|no process)", self.output())}
 
     def celery_workers(self):
