@@ -7,10 +7,10 @@ from contextlib import contextmanager
 
 import odoo
 from odoo import SUPERUSER_ID, api
-from odoo.exceptions import AccessDenied
-from odoo.http import SessionExpiredException
 from odoo.addons.bus.models.bus import json_dump
 from odoo.addons.bus.models.bus_presence import DISCONNECTION_TIMER
+from odoo.exceptions import AccessDenied
+from odoo.http import SessionExpiredException
 from odoo.tests import common
 
 # Odoo's longpolling process listens for bus notices on this database.
