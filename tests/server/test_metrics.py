@@ -10,7 +10,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import WORKER_KINDS, Server, query, use_broker, wait_for_jobs
+from harness import WORKER_KINDS, Server, environment, query, use_broker, wait_for_jobs
 from odoo.addons.queue_celery.core import metrics
 from odoo.tools import config
 
@@ -101,6 +101,20 @@ def test_a_session_of_anyone_but_a_job_manager_is_refused(metrics_server, databa
     status, _content_type, body = scrape(metrics_server, session=session)
     assert status == 403
     assert "queue_celery" not in body
+
+
+def test_a_session_whose_user_is_no_longer_a_job_manager_is_refused(metrics_server, database):
+    login = "metrics-manager-%s" % uuid.uuid4().hex[:8]
+    with environment(database) as env:
+        manager_group = env.ref("queue_celery.group_celery_job_manager").id
+        uid = env["res.users"].with_context(no_reset_password=True).create({
+            "name": login, "login": login, "password": login, "groups_id": [(6, 0, [
+                env.ref("base.group_user").id, manager_group])]}).id
+    session = logged_in(metrics_server, database, login)
+    assert scrape(metrics_server, session=session)[0] == 200
+    # Through the server, whose HTTP workers then all see the change.
+    metrics_server.rpc(database, "res.users", "write", [uid], {"groups_id": [(3, manager_group)]})
+    assert scrape(metrics_server, session=session)[0] == 403
 
 
 def test_an_empty_token_opens_nothing():
