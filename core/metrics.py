@@ -1,7 +1,7 @@
 """``GET /queue_celery/metrics``: the jobs in Prometheus' text format (version 0.0.4).
 
-Read from the job table at each scrape, in one short read-only transaction: no state of
-its own, the same answer from any server of the database. Counts and ages are of the
+Read from the job table at each scrape, three read-only statements of the job store: no
+state of its own, the same answer from any server of the database. Counts and ages are of the
 whole table; the two histograms are of the jobs that ended in the last ``HISTOGRAM_WINDOW``
 seconds (a scrape reads them as they are, `histogram_quantile` over them needs no `rate`);
 the counters are sums over the jobs the table still holds (the cleanup cron's deletions

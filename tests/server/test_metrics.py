@@ -10,21 +10,9 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import WORKER_KINDS, Server, environment, query, use_broker, wait_for_jobs
+from harness import environment, query, wait_for_jobs
 from odoo.addons.queue_celery.core import metrics
 from odoo.tools import config
-
-TOKEN = uuid.uuid4().hex
-
-
-@pytest.fixture(scope="module")
-def metrics_server(database):
-    """A prefork server with a metrics token whose `low` queue has no worker: its jobs wait."""
-    use_broker("")
-    process = Server(database, "", kinds=WORKER_KINDS[:2], celery_workers_low=0,
-                     celery_metrics_token=TOKEN, celery_retry_backoff=0.1)
-    yield process
-    process.stop()
 
 
 def scrape(server, headers=None, session=None):
@@ -78,18 +66,21 @@ def test_a_job_managers_session_reads_the_metrics(metrics_server, database, peop
         "queue_celery_job_retries": "counter", "queue_celery_job_failures": "counter"}
 
 
-def test_the_bearer_token_of_odoo_conf_reads_the_metrics(metrics_server):
-    status, _content_type, body = scrape(metrics_server, {"Authorization": "Bearer " + TOKEN})
+def test_the_bearer_token_of_odoo_conf_reads_the_metrics(metrics_server, metrics_token):
+    status, _content_type, body = scrape(metrics_server, {"Authorization": "Bearer " + metrics_token})
     assert status == 200
     assert jobs_gauge(samples(body))
 
 
 @pytest.mark.parametrize("authorization", [
-    None, "Bearer ", "Bearer wrong", "Bearer " + TOKEN[:-1], "Bearer " + TOKEN + "x",
-    "Basic " + TOKEN, TOKEN])
-def test_no_token_or_a_wrong_one_is_refused(metrics_server, authorization):
-    status, _content_type, body = scrape(
-        metrics_server, {"Authorization": authorization} if authorization else {})
+    lambda token: None, lambda token: "Bearer ", lambda token: "Bearer wrong",
+    lambda token: "Bearer " + token[:-1], lambda token: "Bearer " + token + "x",
+    lambda token: "Basic " + token, lambda token: token,
+], ids=["none", "empty", "wrong", "truncated", "longer", "basic", "bare"])
+def test_no_token_or_a_wrong_one_is_refused(metrics_server, metrics_token, authorization):
+    header = authorization(metrics_token)
+    status, _content_type, body = scrape(metrics_server,
+                                         {"Authorization": header} if header else {})
     assert status == 403
     assert "queue_celery" not in body
 
@@ -117,21 +108,21 @@ def test_a_session_whose_user_is_no_longer_a_job_manager_is_refused(metrics_serv
     assert scrape(metrics_server, session=session)[0] == 403
 
 
-def test_an_empty_token_opens_nothing():
+def test_an_empty_token_opens_nothing(metrics_token):
     saved = config.get("celery_metrics_token")
     try:
         config["celery_metrics_token"] = ""
         assert not metrics.bearer_token_matches("Bearer ")
         assert not metrics.bearer_token_matches("Bearer")
-        config["celery_metrics_token"] = TOKEN
-        assert metrics.bearer_token_matches("Bearer " + TOKEN)
+        config["celery_metrics_token"] = metrics_token
+        assert metrics.bearer_token_matches("Bearer " + metrics_token)
     finally:
         config["celery_metrics_token"] = saved
 
 
-def test_counts_and_ages_are_the_tables(metrics_server, database, env):
+def test_counts_and_ages_are_the_tables(metrics_server, metrics_token, database, env):
     def read():
-        return samples(scrape(metrics_server, {"Authorization": "Bearer " + TOKEN})[2])
+        return samples(scrape(metrics_server, {"Authorization": "Bearer " + metrics_token})[2])
 
     before = read()
     # Due now on `low`, which no worker serves here: they wait, the oldest ages.
@@ -160,9 +151,9 @@ def test_counts_and_ages_are_the_tables(metrics_server, database, env):
         env.cr.commit()
 
 
-def test_runs_retries_and_failures_are_counted(metrics_server, database, env):
+def test_runs_retries_and_failures_are_counted(metrics_server, metrics_token, database, env):
     def read():
-        return samples(scrape(metrics_server, {"Authorization": "Bearer " + TOKEN})[2])
+        return samples(scrape(metrics_server, {"Authorization": "Bearer " + metrics_token})[2])
 
     def value(values, name, **labels):
         return values[name, tuple(sorted(dict(queue="default", **labels).items()))]

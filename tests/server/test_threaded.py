@@ -3,13 +3,23 @@ workers per queue beside it, restarts one that dies, and leaves none behind when
 or dies."""
 import os
 import signal
+import subprocess
 import time
 import uuid
 
 import psutil
 import pytest
 
-from harness import Server, count_rows, query, use_broker, wait_for_jobs
+from harness import (
+    ODOO_VERSION,
+    ROOT,
+    addons_path,
+    count_rows,
+    free_port,
+    query,
+    wait_for_jobs,
+    write_conf,
+)
 
 
 def marker():
@@ -29,20 +39,15 @@ def alive(pids):
 
 
 def wait_until_gone(pids, timeout=30):
-    """Wait for ``pids`` to end; answer those still running after ``timeout`` (killed then)."""
+    """Wait for ``pids`` to end; answer those still running after ``timeout``."""
     deadline = time.time() + timeout
     while alive(pids) and time.time() < deadline:
         time.sleep(0.2)
-    left = alive(pids)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    return left
+    return alive(pids)
 
 
-def test_sigterm_lets_the_running_job_finish_and_leaves_no_worker(database, env):
-    use_broker("")
-    threaded = Server(database, "", workers=0)
-    pids = [pid for pids in threaded.queue_workers().values() for pid in pids]
+def test_sigterm_lets_the_running_job_finish_and_leaves_no_worker(lone_threaded, database, env):
+    threaded, pids = lone_threaded
     mark = marker()
     job = env["queue.celery.test.record"].with_delay().sleep_then_make(mark, 2)
     env.cr.commit()
@@ -54,23 +59,11 @@ def test_sigterm_lets_the_running_job_finish_and_leaves_no_worker(database, env)
     assert alive(pids) == []
 
 
-def test_a_sigkilled_server_leaves_no_worker_behind(database):
-    use_broker("")
-    threaded = Server(database, "", workers=0)
-    pids = [pid for pids in threaded.queue_workers().values() for pid in pids]
+def test_a_sigkilled_server_leaves_no_worker_behind(lone_threaded):
+    threaded, pids = lone_threaded
     assert len(alive(pids)) == 3
     threaded.stop(signal.SIGKILL)
     assert wait_until_gone(pids) == []
-
-
-@pytest.fixture(scope="module")
-def threaded(database):
-    """A threaded server on the embedded broker: two workers on the default queue, one each
-    on the others."""
-    use_broker("")
-    process = Server(database, "", workers=0, celery_workers_default=2)
-    yield process
-    process.stop()
 
 
 def test_threaded_server_logs_its_workers_and_runs_a_job_on_each_queue(threaded, database):
@@ -110,3 +103,17 @@ def test_prefork_server_logs_its_workers_per_queue(server):
     forked = server.celery_workers()
     assert pids["default"][:2] == sorted(forked["DefaultCeleryWorker"])[:2] or \
         set(pids["default"]) == set(forked["DefaultCeleryWorker"])
+
+
+@pytest.mark.parametrize("command", ["--stop-after-init", "shell"])
+def test_no_worker_starts_in_a_run_that_does_not_serve(database, command):
+    options = ["-c", str(write_conf("no-serve")), "-d", database, "--workers=0",
+               "--load=web,queue_celery", "--http-port=%d" % free_port()]
+    argv = (["--addons-path=" + addons_path(), "shell"] + options if command == "shell"
+            else options + [command])
+    run = subprocess.run(ODOO_VERSION.command + argv, input="print('shell ran')\n",
+                         capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert command != "shell" or "shell ran" in output
+    assert "Celery workers:" not in output
