@@ -8,13 +8,14 @@ from bench.rig import DB_QC, clear_jobs, log
 from bench.scale import fill_done_jobs
 from harness import Server, connect, query
 
-# Of the table's jobs, this many ended within the histograms' window (about 100 jobs/s) and
-# this many wait for a worker; the rest ended a month ago.
-RECENT, WAITING = 30000, 1000
+# Of the table's jobs, this many ended within the histograms' window (about 100 jobs/s),
+# this many wait for a worker, one in this many was retried once; the rest ended a month ago.
+RECENT, WAITING, RETRIED_ONE_IN = 30000, 1000, 100
 
 
 def fill(rows):
-    """``rows`` jobs: the most recent ended within the histograms' window, a few waiting."""
+    """``rows`` jobs: the most recent ended within the histograms' window, a few waiting,
+    some retried."""
     fill_done_jobs(rows)
     query(DB_QC, """
         UPDATE celery_job SET date_enqueued = ts, date_started = ts + interval '3 ms',
@@ -27,6 +28,7 @@ def fill(rows):
         UPDATE celery_job SET state = 'enqueued', date_done = NULL, date_started = NULL,
             exec_time = NULL
         WHERE id IN (SELECT id FROM celery_job ORDER BY id LIMIT %s)""", (WAITING,))
+    query(DB_QC, "UPDATE celery_job SET retry_count = 1 WHERE id %% %s = 0", (RETRIED_ONE_IN,))
     query(DB_QC, "VACUUM ANALYZE celery_job")
 
 
@@ -85,6 +87,7 @@ def explained_statements(cr):
             return []
 
     jobstore.count_jobs(Recorder())
+    jobstore.retries_per_queue(Recorder())
     jobstore.oldest_waiting_ages(Recorder())
     jobstore.ended_job_histograms(Recorder(), metrics.HISTOGRAM_WINDOW,
                                   metrics.RUN_SECONDS_BUCKETS,

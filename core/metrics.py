@@ -1,6 +1,6 @@
 """``GET /queue_celery/metrics``: the jobs in Prometheus' text format (version 0.0.4).
 
-Read from the job table at each scrape, three read-only statements of the job store: no
+Read from the job table at each scrape, four read-only statements of the job store: no
 state of its own, the same answer from any server of the database. Counts and ages are of the
 whole table; the two histograms are of the jobs that ended in the last ``HISTOGRAM_WINDOW``
 seconds (a scrape reads them as they are, `histogram_quantile` over them needs no `rate`);
@@ -78,14 +78,14 @@ def exposition(cr):
     width = len(jobstore.COUNTED_BY)
     jobs = dict.fromkeys(itertools.product(*(LABEL_VALUES.get(name, ())
                                              for name in jobstore.COUNTED_BY)), 0)
-    retries, failures = dict.fromkeys(QUEUES, 0), dict.fromkeys(QUEUES, 0)
+    failures = dict.fromkeys(QUEUES, 0)
     for row in counted:
-        labels, count, retried = row[:width], row[width], row[width + 1]
+        labels, count = row[:width], row[width]
         jobs[labels] = jobs.get(labels, 0) + count
         named = dict(zip(jobstore.COUNTED_BY, labels, strict=True))
-        retries[named["queue"]] = retries.get(named["queue"], 0) + retried
         if named["state"] == jobstore.FAILED:
             failures[named["queue"]] = failures.get(named["queue"], 0) + count
+    retries = dict(dict.fromkeys(QUEUES, 0), **jobstore.retries_per_queue(cr))
     ages = jobstore.oldest_waiting_ages(cr)
     histograms = jobstore.ended_job_histograms(cr, HISTOGRAM_WINDOW, RUN_SECONDS_BUCKETS,
                                                START_LATENCY_SECONDS_BUCKETS)
