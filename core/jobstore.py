@@ -81,7 +81,6 @@ def create_schema(cr):
                " (state, date_enqueued) WHERE state IN " + _ACTIVE_SQL)
     cr.execute("CREATE INDEX IF NOT EXISTS celery_job_ended ON celery_job (state, date_done)"
                " WHERE state IN ('done', 'failed', 'cancelled')")
-    # The metrics count jobs by COUNTED_BY with an index-only scan of this one.
     # The metrics: jobs counted by an index-only scan of an index whose repeated keys
     # PostgreSQL stores once (7 MB for a million jobs), retries summed over retried jobs only.
     cr.execute("CREATE INDEX IF NOT EXISTS celery_job_counted_by_%s ON celery_job (%s)"

@@ -13,6 +13,7 @@ import pytest
 from harness import (
     ODOO_VERSION,
     ROOT,
+    WORKER_KINDS,
     addons_path,
     count_rows,
     free_port,
@@ -100,9 +101,9 @@ def test_prefork_server_logs_its_workers_per_queue(server):
     pids = server.queue_workers()
     assert {queue: len(workers) for queue, workers in pids.items()} == {
         "high": 1, "default": 2, "low": 1}
-    forked = server.celery_workers()
-    assert pids["default"][:2] == sorted(forked["DefaultCeleryWorker"])[:2] or \
-        set(pids["default"]) == set(forked["DefaultCeleryWorker"])
+    for queue, kind in zip(("high", "default", "low"), WORKER_KINDS, strict=True):
+        for pid in pids[queue]:
+            assert "Worker %s (%d) alive" % (kind, pid) in server.output()
 
 
 @pytest.mark.parametrize("command", ["--stop-after-init", "shell"])
