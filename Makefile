@@ -9,6 +9,9 @@ ODOO ?= 11
 $(if $(filter-out 11 18,$(ODOO) $(TEST_VERSIONS)),$(error ODOO is 11 or 18, not $(ODOO)))
 DB ?= $(if $(filter 18,$(ODOO)),queue_celery18,queue_celery)
 PORT ?= 8069
+# Processes of the prefork server serving HTTP; 0: Odoo's threaded server (how most people
+# develop), which starts its Celery workers as processes beside it.
+WORKERS ?= 2
 BROKER ?=
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # Odoo 18.0's source: the archive beside this project when there is one, else Odoo's nightly.
@@ -80,7 +83,7 @@ run: $(CONF)
 	@if psql -d postgres -tAc "select 1 from pg_database where datname='$(DB)'" | grep -q 1; \
 	  then $(ODOO_BIN) -c $(CONF) -d $(DB) -u queue_celery --stop-after-init --log-level=warn; \
 	  else $(ODOO_BIN) -c $(CONF) -d $(DB) -i queue_celery --without-demo=all --stop-after-init --log-level=warn; fi
-	exec $(ODOO_BIN) -c $(CONF) -d $(DB) --db-filter='^$(DB)$$' --workers=2 --load=$(LOAD_$(ODOO)) \
+	exec $(ODOO_BIN) -c $(CONF) -d $(DB) --db-filter='^$(DB)$$' --workers=$(WORKERS) --load=$(LOAD_$(ODOO)) \
 	  --http-interface=127.0.0.1 --http-port=$(PORT) $(BUS_PORT_$(ODOO))=$$(($(PORT) + 3))
 
 test: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) node_modules/.installed

@@ -153,6 +153,13 @@ def build_rows(results):
             rows.append(("Cleanup cron, %s done jobs, with its commits (one run)" % rows_label,
                          fmt_s(scale["cleanup_committed"]), "", "", "", "< 60 s",
                          "met" if scale["cleanup_committed"] < 60 else "missed"))
+    scraped = results.get("metrics")
+    if scraped:
+        page, sql = median(scraped["page"]), median(scraped["sql"])
+        rows.append(("Metrics page (`GET /queue_celery/metrics`, bearer token), %s jobs"
+                     % format(results["counts"]["scale"], ","), fmt_ms(page),
+                     "its SQL alone", fmt_ms(sql), "%.2fx" % (page / sql), "< 200 ms",
+                     "met" if page < 0.2 else "missed"))
     rss = results.get("rss")
     if rss:
         def growth(pairs):
@@ -210,6 +217,10 @@ def run_lines(results):
                          ", ".join("%.1f" % value for value in scale["cleanup_raw"]),
                          "%.1f" % scale.get("cleanup_committed", float("nan")),
                          ", ".join("%.0f" % value for value in scale["fill"])))
+    if "metrics" in results:
+        lines.append("- metrics page (ms) %s, its SQL alone %s" % (
+            rates([1000 * value for value in results["metrics"]["page"]]),
+            rates([1000 * value for value in results["metrics"]["sql"]])))
     if "rss" in results:
         for name, pairs in results["rss"].items():
             lines.append("- pool RSS %s (MiB, before -> after): %s" % (name, ", ".join(

@@ -10,7 +10,7 @@ the end-to-end figures of each Odoo version beside bare Celery (e2e.measure_vers
 ``--only versions``, only that section of BENCHMARKS.md is rewritten.
 
 One module per concern: e2e.py (end-to-end, queue_job's and each Odoo version's too), enqueue.py, latency.py
-(latency and priority), scale.py, memory.py (rss), report.py; rig.py is what they share.
+(latency and priority), scale.py, metrics.py (the metrics page), memory.py (rss), report.py; rig.py is what they share.
 """
 import argparse
 import json
@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import harness  # noqa: E402  (imports odoo as this Odoo version starts)
 import odoo  # noqa: E402
-from bench import e2e, enqueue, latency, memory, report, scale  # noqa: E402
+from bench import e2e, enqueue, latency, memory, metrics, report, scale  # noqa: E402
 from bench.rig import (  # noqa: E402
     BENCH,
     DB_BROKER,
@@ -45,8 +45,8 @@ FULL_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_e
 QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
                     load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300,
                     batch=200, versions=100)
-MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss", "batch",
-                "versions")
+MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "metrics", "rss",
+                "batch", "versions")
 
 
 def main():
@@ -114,6 +114,8 @@ def main():
             results["queue_job"] = e2e.measure_queue_job_e2e(counts, options.runs)
         if "scale" in only:
             results["scale"] = scale.measure_scale(counts, options.runs)
+        if "metrics" in only:
+            results["metrics"] = metrics.measure_metrics(counts, options.runs)
         if "rss" in only:
             results["rss"] = memory.measure_rss(counts, options.runs)
         if "batch" in only:

@@ -31,7 +31,11 @@ class Celery(Command):
         worker.add_argument("--hostname", default="odoo@%h",
                             help="Celery node name (default odoo@%%h)")
         worker.add_argument("--loglevel", default="INFO", help="Celery's log level")
+        worker.add_argument("--stop-with-parent", action="store_true",
+                            help="stop after the running job when the process that started this"
+                            " one ends (how Odoo's threaded server starts its workers)")
         options, odoo_args = parser.parse_known_args(args)
         odoo.tools.config.parse_config(odoo_args)
         sys.exit(run_worker(options.queues.split(","), options.concurrency, options.pool,
-                            options.hostname, options.loglevel))
+                            options.hostname, options.loglevel,
+                            stop_with_parent=options.stop_with_parent))

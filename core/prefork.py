@@ -19,7 +19,7 @@ from odoo.service import server
 from odoo.tools import config
 
 from .settings import option
-from .worker import run_worker
+from .worker import log_queue_workers, run_worker
 
 _logger = logging.getLogger(__name__)
 
@@ -88,6 +88,9 @@ def process_spawn(self):
         workers = celery_workers.setdefault(klass, {})
         while len(workers) < option("workers_" + klass.queue):
             self.worker_spawn(klass, workers)
+    if not self.__dict__.get("celery_workers_logged"):
+        self.celery_workers_logged = True
+        log_queue_workers({klass.queue: list(workers) for klass, workers in celery_workers.items()})
 
 
 def worker_pop(self, pid):

@@ -20,8 +20,8 @@ OPTIONS = {setting.name: setting for setting in (
             "embedded broker"),
     Setting("queue_prefix", "odoo.", "prefix of the broker's queue names (`odoo.high`, ...), "
             "for Odoo instances sharing a broker"),
-    Setting("workers_high", 1, "Celery worker processes the prefork server forks for the "
-            "`high` queue"),
+    Setting("workers_high", 1, "Celery worker processes the server runs for the `high` queue "
+            "(forked by the prefork server, started beside the threaded one)"),
     Setting("workers_default", 1, "the same, `default` queue"),
     Setting("workers_low", 1, "the same, `low` queue"),
     Setting("job_time_limit", 3600, "seconds a job may run before it fails (per job: "
@@ -35,6 +35,8 @@ OPTIONS = {setting.name: setting for setting in (
     Setting("run_jobs_inline", False, "run every job at once inside the transaction that "
             "enqueues it, without broker or worker (for test databases; see Testing code that "
             "enqueues jobs)"),
+    Setting("metrics_token", "", "the bearer token that opens `GET /queue_celery/metrics` "
+            "(`Authorization: Bearer ...`, for Prometheus); empty: job managers' sessions only"),
 )}
 
 PARAMETERS = {setting.name: setting for setting in (

@@ -2,6 +2,7 @@
 import logging
 import os
 import sys
+import threading
 import time
 
 import psutil
@@ -42,6 +43,27 @@ def recycle_when_memory_exceeded(**_kwargs):
         state.should_stop = 0
 
 
+def log_queue_workers(pids):
+    """Log which worker processes serve each queue: ``pids`` is {queue: [pid]}."""
+    for queue in QUEUES:
+        served = pids.get(queue, ())
+        if served:
+            _logger.info("Celery workers: queue %s: %s (%s %s)", queue,
+                         "1 process" if len(served) == 1 else "%d processes" % len(served),
+                         "pid" if len(served) == 1 else "pids", ", ".join(map(str, served)))
+        else:
+            _logger.info("Celery workers: queue %s: no process here (an `odoo celery worker`"
+                         " elsewhere must serve it)", queue)
+
+
+def stop_when_orphaned(parent_pid):
+    """Stop after the running job once the process that started this one is gone."""
+    while os.getppid() == parent_pid:
+        time.sleep(1)
+    _logger.info("worker %d: its parent %d is gone, stopping", os.getpid(), parent_pid)
+    state.should_stop = 0
+
+
 def keep_odoo_logging(**_kwargs):
     """A receiver of Celery's setup_logging: having one tells Celery not to set up logging."""
 
@@ -57,14 +79,19 @@ def run_job_task(task, dbname, job_uuid):
         raise Reject(str(error), requeue=True) from error
 
 
-def run_worker(queues, concurrency, pool, hostname, loglevel="INFO", recycle=False):
+def run_worker(queues, concurrency, pool, hostname, loglevel="INFO", recycle=False,
+               stop_with_parent=False):
     """Run a Celery worker on the job ``queues`` in this process; return its exit code.
 
     ``recycle``: a solo worker under a master exits after a job past the memory limit.
+    ``stop_with_parent``: the worker stops after its job when the process that started it
+    ends (a threaded server's worker must not outlive it).
     """
     unknown = set(queues) - set(QUEUES)
     if unknown:
         sys.exit("unknown queue(s) %s: use %s" % (", ".join(sorted(unknown)), ", ".join(QUEUES)))
+    if stop_with_parent:
+        threading.Thread(target=stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     dbnames = served_databases()
     # Registries loaded before the pool forks are shared by its processes; connections are not.
     for dbname in dbnames:

@@ -17,6 +17,7 @@ import psutil
 from harness.odoo_version import ODOO_VERSION, ROOT
 from harness.site import RUN, addons_path, free_port, run_name, write_conf
 
+QUEUE_NAMES = ("high", "default", "low")
 WORKER_KINDS = ("HighPriorityCeleryWorker", "DefaultCeleryWorker", "LowPriorityCeleryWorker")
 _running = []
 
@@ -89,16 +90,22 @@ class Worker(OdooProcess):
 
 
 class Server(OdooProcess):
-    """``odoo --workers=2 --load=web,queue_celery`` on its own port, serving."""
+    """``odoo --workers=2 --load=web,queue_celery`` on its own port, serving; with
+    ``workers=0``, Odoo's threaded server, its Celery workers ready beside it."""
 
-    def __init__(self, database, broker_url, kinds=WORKER_KINDS, **options):
+    def __init__(self, database, broker_url, kinds=WORKER_KINDS, workers=2, **options):
         self.port = free_port()
         conf = write_conf("server", broker_url, **options)
         super().__init__("server-%d" % self.port, [
-            "-c", str(conf), "-d", database, "--db-filter=^%s$" % database, "--workers=2",
-            "--load=web,queue_celery", "--http-interface=127.0.0.1", "--http-port=%d" % self.port,
-            "--max-cron-threads=0"] + ODOO_VERSION.realtime_port_args(free_port()))
-        self.wait_for(lambda: all("Worker %s (" % kind in self.output() for kind in kinds))
+            "-c", str(conf), "-d", database, "--db-filter=^%s$" % database,
+            "--workers=%d" % workers, "--load=web,queue_celery", "--http-interface=127.0.0.1",
+            "--http-port=%d" % self.port, "--max-cron-threads=0",
+        ] + ODOO_VERSION.realtime_port_args(free_port()))
+        if workers:
+            self.wait_for(lambda: all("Worker %s (" % kind in self.output() for kind in kinds))
+        else:
+            self.wait_for(lambda: len(self.queue_workers()) == len(QUEUE_NAMES) and self.output()
+                          .count(" ready.") >= sum(map(len, self.queue_workers().values())))
         self.wait_for(lambda: self.get("/web/login")[0] == 200)
 
     def get(self, path):
@@ -123,6 +130,12 @@ class Server(OdooProcess):
         if "error" in reply:
             raise RuntimeError(reply["error"]["data"]["message"])
         return reply["result"]
+
+    def queue_workers(self):
+        """{queue: [pid]} of the Celery workers the server logged at its start, either mode."""
+        return {queue: [int(pid) for pid in re.findall(r"\d+", pids)] for queue, pids in
+                re.findall(r"Celery workers: queue (\w+): (?:\d+ process(?:es)? \(pids? ([\d, ]+)\)"
+                           r"|no process)", self.output())}
 
     def celery_workers(self):
         """{kind: [pid]} of the live Celery worker processes, from their "alive" log lines."""

@@ -1,4 +1,5 @@
 from . import cli
+from . import controllers
 from . import models
 from .core.canvas import chain, group
 from .core.exceptions import RetryableJobError
@@ -9,7 +10,9 @@ __all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "Retryable
 
 
 def post_load():
-    """Server-wide loading (``--load=base,web,queue_celery``): fork Celery workers with Odoo's."""
-    from .core import prefork
+    """Server-wide loading (``--load=base,web,queue_celery``): Celery workers with Odoo's server,
+    forked by the prefork server (``--workers=N``), started beside the threaded one."""
+    from .core import prefork, threaded
 
     prefork.install()
+    threaded.install()

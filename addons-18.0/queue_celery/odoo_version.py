@@ -125,6 +125,14 @@ def wake_bus(connection, channels):
                    ("[%s]" % ",".join(channels),))
 
 
+def session_has_group(request, group):
+    """Whether the request's session is a valid login on the request's database of a user
+    in ``group`` (xml id): Odoo 18 checked the session before any route ran, and logged a
+    stale one out."""
+    uid = request.session.uid
+    return bool(uid) and request.env(user=uid).user.has_group(group)
+
+
 # Spelled differently on each version, for the code and the tests both versions share.
 LIST_VIEW = "list"
 ADMIN_XMLID = "base.user_admin"

@@ -9,6 +9,8 @@ import odoo
 from odoo import SUPERUSER_ID, api
 from odoo.addons.bus.models.bus import json_dump
 from odoo.addons.bus.models.bus_presence import DISCONNECTION_TIMER
+from odoo.exceptions import AccessDenied
+from odoo.http import SessionExpiredException
 from odoo.tests import common
 
 # Odoo's longpolling process listens for bus notices on this database.
@@ -107,6 +109,19 @@ def wake_bus(connection, channels):
     ``job_end_notice`` returns them) through ``connection``, to BUS_DATABASE."""
     with connection.cursor() as cr:
         cr.execute("NOTIFY imbus, %s", ("[%s]" % ",".join(channels),))
+
+
+def session_has_group(request, group):
+    """Whether the request's session is a valid login on the request's database of a user
+    in ``group`` (xml id); Odoo 11 leaves checking it to ``auth='none'`` routes."""
+    session = request.session
+    if not session.uid or session.db != request.db:
+        return False
+    try:
+        session.check_security()
+    except (AccessDenied, SessionExpiredException):
+        return False
+    return request.env(user=session.uid)["res.users"].has_group(group)
 
 
 # Spelled differently on each version, for the code and the tests both versions share.

@@ -1,10 +1,13 @@
 """The prefork server with its Celery workers, RPC clients, and the web client in Chromium."""
+import contextlib
 import os
+import signal
 import uuid
 
+import psutil
 import pytest
 
-from harness import ADMIN_UID, Server, Worker, as_user, environment, use_broker, wait_for_jobs
+from harness import ADMIN_UID, WORKER_KINDS, Server, Worker, as_user, environment, use_broker, wait_for_jobs
 from harness.browser import USER_LOGIN, USER_PASSWORD, ThreadedServer, missing_tools
 
 
@@ -13,6 +16,45 @@ def server(database):
     """A prefork server on the embedded broker, two Celery workers on the default queue."""
     use_broker("")
     process = Server(database, "", celery_workers_default=2)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def threaded(database):
+    """Odoo's threaded server (``--workers=0``) on the embedded broker: two Celery workers on
+    the default queue, one on each other."""
+    use_broker("")
+    process = Server(database, "", workers=0, celery_workers_default=2)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def lone_threaded(database):
+    """A threaded server of one test, and its Celery workers' pids: whatever the test did,
+    neither is left running."""
+    use_broker("")
+    process = Server(database, "", workers=0)
+    pids = [pid for pids in process.queue_workers().values() for pid in pids]
+    yield process, pids
+    process.stop(signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
+
+
+@pytest.fixture(scope="module")
+def metrics_token():
+    return uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def metrics_server(database, metrics_token):
+    """A prefork server with a metrics token, whose `low` queue has no worker: its jobs wait."""
+    use_broker("")
+    process = Server(database, "", kinds=WORKER_KINDS[:2], celery_workers_low=0,
+                     celery_metrics_token=metrics_token, celery_retry_backoff=0.1)
     yield process
     process.stop()
 

@@ -1,1 +1,2 @@
 from . import bus
+from . import metrics
