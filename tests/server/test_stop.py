@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from harness import Client, Server, Worker, count_rows, query, use_broker, wait_for_jobs
+from odoo.addons.queue_celery.core.worker_process import STOP_CHECK_INTERVAL
 
 # The issue's promise: a stopped job has ended within this many seconds of the request.
 STOP_DEADLINE = 5
@@ -37,8 +38,10 @@ def rpc_server(database, queue_prefix):
 
 @pytest.fixture(scope="module")
 def worker(database, queue_prefix):
-    """An ``odoo celery worker`` with two processes (Celery's prefork pool)."""
-    process = Worker(database, "", "stop", "--concurrency", "2", celery_queue_prefix=queue_prefix)
+    """An ``odoo celery worker`` with two processes (Celery's prefork pool), on the default
+    queue."""
+    process = Worker(database, "", "stop", "--concurrency", "2", "--queues", "default",
+                     celery_queue_prefix=queue_prefix)
     yield process
     process.stop()
 
@@ -54,9 +57,9 @@ def running(database, job_id):
     return job_row(database, job_id, "worker_pid")[0]
 
 
-def assert_stopped(database, job_id, mark, by):
-    """The job ended cancelled within STOP_DEADLINE, its work rolled back, saying who."""
-    assert wait_for_jobs(database, [job_id], timeout=STOP_DEADLINE) == {job_id: "cancelled"}
+def assert_stopped(database, job_id, mark, by, within=STOP_DEADLINE):
+    """The job ended cancelled ``within`` seconds, its work rolled back, saying who."""
+    assert wait_for_jobs(database, [job_id], timeout=within) == {job_id: "cancelled"}
     exc_info, history = job_row(database, job_id, "exc_info, retry_history")
     assert exc_info.endswith("Stopped by %s." % by)
     assert history.splitlines()[0].endswith("attempt 1 stopped: Stopped by %s." % by)
@@ -105,6 +108,19 @@ def test_only_a_manager_of_the_jobs_company_may_stop_it(rpc_server, worker, data
     assert job_row(database, job_id, "state")[0] == "started"
     manager("celery.job", "button_cancel", [job_id])
     assert_stopped(database, job_id, mark, "manager")
+
+
+def test_a_stop_whose_notice_was_missed_is_found_by_the_workers_look_up(
+        rpc_server, worker, database, people):
+    manager = Client(rpc_server, database, *people["manager"])
+    mark = marker()
+    job_id = manager("celery.job", "enqueue", JOB_MODEL, "make_then_spin", args=[mark])
+    running(database, job_id)
+    # The request as button_cancel records it, without the NOTIFY that goes with it.
+    query(database, "INSERT INTO celery_job_stop (job_id, task_id, user_id, date)"
+                    " SELECT id, celery_task_id, %s, now() FROM celery_job WHERE id = %s",
+          (people["manager"][0], job_id))
+    assert_stopped(database, job_id, mark, "manager", within=STOP_CHECK_INTERVAL + STOP_DEADLINE)
 
 
 def test_a_job_that_ended_before_the_stop_stays_done(rpc_server, worker, database, people):
