@@ -244,12 +244,13 @@ class Interruption:
             limit.start()
             yield
         finally:
-            limit.cancel()
             try:
                 with self._lock:
-                    # A signal sent before this is handled here at the latest, and not raised.
+                    # No signal is sent from here on; the runner reads ``reason`` for one
+                    # whose handler runs too late to raise.
                     self._armed, self._over = False, True
-            finally:
+            finally:  # even if that signal's handler raised first
+                limit.cancel()
                 if in_main_thread:
                     signal.signal(signal.SIGALRM, previous)
 
