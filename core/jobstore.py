@@ -611,22 +611,26 @@ def sweep(cr, grace, window, republish_after):
     """Recover jobs that lost their way; their Dispatches and bus channels to wake.
 
     Jobs left ``started`` by a dead worker (their lock is free) run again, or fail once
-    their retries are used up; jobs left ``waiting`` although every job they depend on is
-    done are released; jobs left ``pending`` (publishing never happened), waiting
-    in the database for an eta now near, or ``enqueued`` so long that their broker must
-    have lost them are published again. ``cr`` is READ COMMITTED: workers move these jobs
-    on meanwhile, and their updates must neither fail the sweep nor be undone by it.
+    their retries are used up, or end cancelled when a stop was asked of that run; jobs
+    left ``waiting`` although every job they depend on is done are released; jobs left
+    ``pending`` (publishing never happened), waiting in the database for an eta now near,
+    or ``enqueued`` so long that their broker must have lost them are published again.
+    ``cr`` is READ COMMITTED: workers move these jobs on meanwhile, and their updates must
+    neither fail the sweep nor be undone by it.
     """
     # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
     # taking it on a waiting job would make its worker drop the job's message.
-    cr.execute("SELECT id, retry_count, max_retries FROM celery_job"
+    cr.execute("SELECT id, retry_count, max_retries, celery_task_id FROM celery_job"
                " WHERE state = 'started' AND CASE WHEN date_started < " + NOW +
                " - make_interval(secs => %s) THEN pg_try_advisory_xact_lock(%s, id)"
                " ELSE false END", (grace, RUNNING_LOCK))
     dead = cr.fetchall()
     notices = []
-    for job_id, retry_count, max_retries in dead:
-        if retry_count >= max_retries:
+    for job_id, retry_count, max_retries, task_id in dead:
+        if stop_requested(cr, job_id, task_id):
+            ended = end_stopped(cr, job_id, task_id, "The worker running this job died.\n", None)
+            notices += ended.channels if ended else []
+        elif retry_count >= max_retries:
             notices += fail(cr, job_id, dead_worker_reason(max_retries))
     cr.execute(
         "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"

@@ -125,3 +125,15 @@ def test_running_again_clears_what_the_previous_run_left(store):
     claimed = jobstore.claim(store, *store.fetchone(), HOST, PID)
     jobstore.mark_retry(store, claimed, "Traceback\nValueError: again", seconds=30)
     assert row(store, job_id, "state, " + RUN_COLUMNS) == ("enqueued", None, None, None, None, None)
+
+
+def test_a_job_whose_worker_died_after_a_stop_was_asked_ends_as_asked(store):
+    job_id, task_id = started(store)
+    jobstore.request_stop(store, [job_id], 1)
+    store.execute("UPDATE celery_job SET date_started = date_started - interval '1 hour'"
+                  " WHERE id = %s", (job_id,))
+    dispatches, _notices = jobstore.sweep(store, grace=30, window=300, republish_after=3600)
+    assert job_id not in [dispatch.id for dispatch in dispatches], "not run again"
+    state, exc_info, _history = row(store, job_id)
+    assert state == "cancelled"
+    assert exc_info == "The worker running this job died.\nStopped by %s." % user_name(store, 1)
