@@ -17,3 +17,8 @@ class RetryableJobError(Exception):
 
 class JobTimeLimitExceeded(Exception):
     """Raised in a job that ran past its time limit; the job ends failed."""
+
+
+class JobStopped(Exception):
+    """Raised in a job that a job manager stopped (``button_cancel`` on a started job); its
+    work is rolled back and it ends cancelled."""

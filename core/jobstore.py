@@ -36,6 +36,8 @@ RUNNING_LOCK = 0x51C1
 # A message this many seconds early waits for its eta; an earlier one is published again.
 EARLY_TOLERANCE = 2.0
 HISTORY_MAX_CHARS = 10000
+# The channel of stop requests: a NOTIFY whose payload is "<job id> <task id of its run>".
+STOP_CHANNEL = "celery_job_stop"
 
 NOW = "(statement_timestamp() at time zone 'UTC')"
 _ACTIVE_SQL = "(%s)" % ", ".join("'%s'" % state for state in ACTIVE)
@@ -98,6 +100,13 @@ def create_schema(cr):
                " NOT NULL DEFAULT false")
     cr.execute("CREATE INDEX IF NOT EXISTS celery_job_dependency_depends_on"
                " ON celery_job_dependency (depends_on_id)")
+    # A stop request of a running job is a row of its own: the job's transaction updates the
+    # job's row as it ends, and would fail at REPEATABLE READ on a row updated meanwhile. It
+    # names the run it stops (its task id): a request that outlived its run stops no other.
+    cr.execute("CREATE TABLE IF NOT EXISTS celery_job_stop (job_id integer PRIMARY KEY"
+               " REFERENCES celery_job ON DELETE CASCADE, task_id varchar NOT NULL,"
+               " user_id integer REFERENCES res_users ON DELETE SET NULL,"
+               " date timestamp NOT NULL)")
     # Each failure writes a traceback (the same text when a job fails the same way again):
     # this keeps a line of each, newest first, with no row per attempt and no cost on enqueue.
     cr.execute(r"""
@@ -106,7 +115,8 @@ def create_schema(cr):
             NEW.retry_history := left(
                 to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC  attempt '
                 || (OLD.retry_count + 1) || ' '
-                || CASE WHEN NEW.state = 'failed' THEN 'failed' ELSE 'failed, retry planned' END
+                || CASE NEW.state WHEN 'failed' THEN 'failed' WHEN 'cancelled' THEN 'stopped'
+                   ELSE 'failed, retry planned' END
                 || ': ' || coalesce(substring(NEW.exc_info from '([^\n]+)\s*$'), '?')
                 || coalesce(E'\n' || OLD.retry_history, ''), %s);
             RETURN NEW;
@@ -449,6 +459,11 @@ def fail(cr, job_id, exc_info, exec_time=None, from_states=(STARTED,)):
     return ended and ended.channels
 
 
+# What a run of a job leaves on its row, cleared as the job is to run again.
+_RUN_CLEARED = ("date_started = NULL, date_done = NULL, exec_time = NULL,"
+                " worker_hostname = NULL, worker_pid = NULL")
+
+
 def retry_delay(retry_count):
     """Seconds before retry number ``retry_count + 1``: exponential backoff with jitter."""
     base = settings.option("retry_backoff")
@@ -467,8 +482,9 @@ def mark_retry(cr, job, exc_info, seconds=None):
     eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=seconds)
     task_id = new_task_id()
     cr.execute("UPDATE celery_job SET state = 'enqueued', retry_count = retry_count + 1,"
-               " eta = %s, exc_info = %s, celery_task_id = %s WHERE id = %s AND state = 'started'"
-               " RETURNING id", (eta, exc_info, task_id, job.id))
+               " eta = %s, exc_info = %s, celery_task_id = %s, " + _RUN_CLEARED +
+               " WHERE id = %s AND state = 'started' RETURNING id",
+               (eta, exc_info, task_id, job.id))
     if not cr.fetchone():
         _logger.warning("job %d: not put back for a retry, it was no longer started", job.id)
         return None
@@ -479,7 +495,8 @@ def mark_retry(cr, job, exc_info, seconds=None):
 
 def cancel(cr, job_ids, uid):
     """Cancel the jobs among ``job_ids`` that have not started, and with them every job
-    waiting for one of them, however far down (they could never run); an Ended."""
+    waiting for one of them, however far down (they could never run); an Ended. Started
+    jobs are stopped by their worker instead (``request_stop``)."""
     cr.execute("WITH RECURSIVE doomed(id) AS (SELECT id FROM celery_job WHERE id = ANY(%s)"
                " AND state IN %s UNION SELECT d.job_id FROM celery_job_dependency d"
                " JOIN doomed ON d.depends_on_id = doomed.id"
@@ -487,6 +504,57 @@ def cancel(cr, job_ids, uid):
                " SELECT id FROM doomed", (list(job_ids), CANCELLABLE))
     doomed = [row[0] for row in cr.fetchall()]
     return _end_by_hand(cr, doomed, uid, CANCELLED, CANCELLABLE)
+
+
+def request_stop(cr, job_ids, uid):
+    """Ask the workers running the started jobs among ``job_ids`` to stop them, for user
+    ``uid``: a stop request of each one's current run, and a NOTIFY on STOP_CHANNEL that
+    PostgreSQL sends once ``cr`` commits (never for a request rolled back). The ids asked.
+
+    The worker ends the job (``end_stopped``); one that ends on its own first keeps its end.
+    """
+    cr.execute(
+        "WITH requested AS (INSERT INTO celery_job_stop (job_id, task_id, user_id, date)"
+        " SELECT id, celery_task_id, %s, " + NOW + " FROM celery_job"
+        " WHERE id = ANY(%s) AND state = 'started' ON CONFLICT (job_id) DO UPDATE"
+        " SET task_id = EXCLUDED.task_id, user_id = EXCLUDED.user_id, date = EXCLUDED.date"
+        " RETURNING job_id, task_id)"
+        " SELECT job_id, pg_notify(%s, job_id || ' ' || task_id) FROM requested ORDER BY job_id",
+        (uid, list(job_ids), STOP_CHANNEL))
+    return [row[0] for row in cr.fetchall()]
+
+
+def stop_requested(cr, job_id, task_id):
+    """Whether a stop of the job's run ``task_id`` was requested (for a worker that may
+    have missed its NOTIFY)."""
+    cr.execute("SELECT 1 FROM celery_job_stop WHERE job_id = %s AND task_id = %s",
+               (job_id, task_id))
+    return cr.fetchone() is not None
+
+
+def end_stopped(cr, job_id, task_id, trace, exec_time):
+    """Cancel the started job whose run ``task_id`` its worker stopped on request, its work
+    rolled back, with ``trace`` and "Stopped by <user>." as its traceback, and every job
+    waiting for it (as ``cancel``); an Ended, or None when no stop of this run was
+    requested or the job was no longer started (logged)."""
+    cr.execute("DELETE FROM celery_job_stop s WHERE job_id = %s AND task_id = %s"
+               " RETURNING s.user_id, (SELECT p.name FROM res_users u JOIN res_partner p"
+               " ON p.id = u.partner_id WHERE u.id = s.user_id)", (job_id, task_id))
+    request = cr.fetchone()
+    if request is None:
+        _logger.warning("job %d: not stopped, no stop of its run %s was requested",
+                        job_id, task_id)
+        return None
+    uid, user_name = request
+    ended = _end(cr, job_id, CANCELLED, (STARTED,), "exc_info = %s, exec_time = %s",
+                 ("%sStopped by %s." % (trace, user_name or "a deleted user"), exec_time))
+    if ended is None:
+        return None
+    cr.execute("SELECT d.job_id FROM celery_job_dependency d JOIN celery_job w"
+               " ON w.id = d.job_id AND w.state = 'waiting' WHERE d.depends_on_id = %s",
+               (job_id,))
+    dependents = cancel(cr, [row[0] for row in cr.fetchall()], uid or SUPERUSER_ID)
+    return Ended(ended.ids + dependents.ids, ended.channels + dependents.channels, [])
 
 
 def set_done(cr, job_ids, uid):
@@ -526,7 +594,7 @@ def retry(cr, job_ids, uid, user_name):
     cr.execute(
         "WITH retried AS (UPDATE celery_job SET retry_count = 0, eta = NULL,"
         " state = CASE WHEN dependencies_left > 0 THEN 'waiting' ELSE 'pending' END,"
-        " celery_task_id = md5(random()::text || id::text), date_done = NULL,"
+        " celery_task_id = md5(random()::text || id::text), " + _RUN_CLEARED + ","
         " date_enqueued = NULL, write_date = " + NOW + ", write_uid = %s,"
         " retry_history = left(to_char(" + NOW + ", 'YYYY-MM-DD HH24:MI:SS') || ' UTC  retried by '"
         " || %s || coalesce(E'\\n' || retry_history, ''), %s)"
@@ -569,22 +637,26 @@ def sweep(cr, grace, window, republish_after):
     """Recover jobs that lost their way; their Dispatches and bus channels to wake.
 
     Jobs left ``started`` by a dead worker (their lock is free) run again, or fail once
-    their retries are used up; jobs left ``waiting`` although every job they depend on is
-    done are released; jobs left ``pending`` (publishing never happened), waiting
-    in the database for an eta now near, or ``enqueued`` so long that their broker must
-    have lost them are published again. ``cr`` is READ COMMITTED: workers move these jobs
-    on meanwhile, and their updates must neither fail the sweep nor be undone by it.
+    their retries are used up, or end cancelled when a stop was asked of that run; jobs
+    left ``waiting`` although every job they depend on is done are released; jobs left
+    ``pending`` (publishing never happened), waiting in the database for an eta now near,
+    or ``enqueued`` so long that their broker must have lost them are published again.
+    ``cr`` is READ COMMITTED: workers move these jobs on meanwhile, and their updates must
+    neither fail the sweep nor be undone by it.
     """
     # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
     # taking it on a waiting job would make its worker drop the job's message.
-    cr.execute("SELECT id, retry_count, max_retries FROM celery_job"
+    cr.execute("SELECT id, retry_count, max_retries, celery_task_id FROM celery_job"
                " WHERE state = 'started' AND CASE WHEN date_started < " + NOW +
                " - make_interval(secs => %s) THEN pg_try_advisory_xact_lock(%s, id)"
                " ELSE false END", (grace, RUNNING_LOCK))
     dead = cr.fetchall()
     notices = []
-    for job_id, retry_count, max_retries in dead:
-        if retry_count >= max_retries:
+    for job_id, retry_count, max_retries, task_id in dead:
+        if stop_requested(cr, job_id, task_id):
+            ended = end_stopped(cr, job_id, task_id, "The worker running this job died.\n", None)
+            notices += ended.channels if ended else []
+        elif retry_count >= max_retries:
             notices += fail(cr, job_id, dead_worker_reason(max_retries))
     cr.execute(
         "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"

@@ -16,7 +16,7 @@ import odoo
 from .. import odoo_version
 from . import jobstore, worker_process
 from .celeryapp import publish_committed
-from .exceptions import JobTimeLimitExceeded, RetryableJobError
+from .exceptions import JobStopped, JobTimeLimitExceeded, RetryableJobError
 from .execution import encode_result, job_call
 
 _logger = logging.getLogger(__name__)
@@ -69,10 +69,10 @@ def run_job(dbname, job_uuid, task_id, worker_name):
         try:
             if job.early_by:
                 time.sleep(job.early_by)  # Celery's timer handed the eta task over early
-            process.running_job = (dbname, job.id)
-            retry = _execute(process, cr, control, job)
+            interruption = Interruption(cr)
+            with process.running(dbname, job.id, task_id, interruption.interrupt):
+                retry = _execute(process, cr, control, job, task_id, interruption)
         finally:
-            process.running_job = None
             jobstore.release(control, job.id)
     except Exception:
         process.forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
@@ -89,10 +89,11 @@ def _database_exists(dbname):
         return bool(cr.fetchone())
 
 
-def _execute(process, cr, control, job):
+def _execute(process, cr, control, job, task_id, interruption):
     """Run the job and record how it ended; return its retry's Dispatch when it is to run
     again. Everything the job needs is decoded here, so that bad stored data fails the job
-    at once with the real reason."""
+    at once with the real reason. A stop through ``interruption`` cancels it, whatever it
+    raised since (or even if its code went on and returned)."""
     started = time.monotonic()
     # A job whose end counts off rows that concurrent ends update (its batch, its waiting
     # dependents) runs at READ COMMITTED: at REPEATABLE READ each such end would fail with a
@@ -101,9 +102,11 @@ def _execute(process, cr, control, job):
         ISOLATION_LEVEL_READ_COMMITTED if job.ends_others else ISOLATION_LEVEL_REPEATABLE_READ)
     try:
         with job_call(cr, job) as (env, call):
-            with time_limit(cr, job.time_limit):
+            with interruption.armed(job.time_limit):
                 result = call()
                 odoo_version.flush(env)  # a write waiting on a row lock waits within the limit
+            if interruption.reason is not None:
+                raise interruption.reason  # the job's code caught it and went on
             # Done is written with the job's work, and releases what waited for it: all
             # commit, or nothing does.
             ended = jobstore.mark_done(cr, job.id, encode_result(result),
@@ -120,21 +123,43 @@ def _execute(process, cr, control, job):
         if released:
             publish_committed(cr.dbname, released)
         _logger.debug("job %s done", job.uuid)
-    except RetryableJobError as error:
-        cr.rollback()
-        if error.ignore_retry or job.retry_count < job.max_retries:
-            return jobstore.mark_retry(control, job, traceback.format_exc(), error.seconds)
-        _fail(process, control, job, "Retries used up (%d).\n%s"
-              % (job.max_retries, traceback.format_exc()), started)
     except Exception as error:
         cr.rollback()
-        if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
-                and job.retry_count < job.max_retries):
-            return jobstore.mark_retry(control, job, traceback.format_exc())
-        _logger.info("job %s failed: %s", job.uuid, error)
-        _fail(process, control, job, _failure_reason(error, job), started)
+        if isinstance(interruption.reason, JobStopped):
+            _stopped(process, cr, job, task_id, started)
+        elif isinstance(error, RetryableJobError):
+            return _retry_or_fail(process, control, job, error, started)
+        else:
+            return _failed(process, control, job, error, started)
     finally:
         cr.cache.clear()  # the cursor serves the next job too
+    return None
+
+
+def _stopped(process, cr, job, task_id, started):
+    """End the job cancelled, with what waits for it, in a transaction of the job cursor."""
+    ended = jobstore.end_stopped(cr, job.id, task_id, traceback.format_exc(),
+                                 time.monotonic() - started)
+    cr.commit()
+    _logger.info("job %s stopped on request", job.uuid)
+    if ended:
+        process.wake_bus(ended.channels)
+
+
+def _retry_or_fail(process, control, job, error, started):
+    if error.ignore_retry or job.retry_count < job.max_retries:
+        return jobstore.mark_retry(control, job, traceback.format_exc(), error.seconds)
+    _fail(process, control, job, "Retries used up (%d).\n%s"
+          % (job.max_retries, traceback.format_exc()), started)
+    return None
+
+
+def _failed(process, control, job, error, started):
+    if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
+            and job.retry_count < job.max_retries):
+        return jobstore.mark_retry(control, job, traceback.format_exc())
+    _logger.info("job %s failed: %s", job.uuid, error)
+    _fail(process, control, job, _failure_reason(error, job), started)
     return None
 
 
@@ -153,27 +178,65 @@ def _failure_reason(error, job):
     return reason
 
 
-@contextmanager
-def time_limit(cr, seconds):
-    """Bound the job to ``seconds``: JobTimeLimitExceeded in Python code (a SIGALRM, in a
-    main thread only), and the statement it waits on cancelled (a row lock, a long query),
-    so that a job ends within its limit whatever it waits on."""
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        def expire(_signum, _frame):
-            raise JobTimeLimitExceeded("The job ran past its time limit of %s s." % seconds)
+class Interruption:
+    """How a running job is interrupted, whatever the reason (its time limit, a stop): the
+    exception ``reason`` raised in its Python code (a SIGALRM, in a main thread only) and
+    the statement it waits on cancelled (a row lock, a long query), so that it ends whatever
+    it waits on. Once its method returned, it is no longer interrupted."""
 
-        previous = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-    # A cancel request reaches PostgreSQL while this thread waits in libpq, where no Python
-    # signal handler can run; one that arrives while no statement runs is ignored.
-    canceller = threading.Timer(seconds, odoo_version.connection(cr).cancel)
-    canceller.daemon = True
-    canceller.start()
-    try:
-        yield
-    finally:
-        canceller.cancel()
+    def __init__(self, cr):
+        self.reason = None
+        self._connection = odoo_version.connection(cr)
+        self._thread = threading.current_thread()
+        self._lock = threading.Lock()
+        self._armed = self._over = False
+
+    def interrupt(self, reason):
+        """Interrupt the job with the exception ``reason`` (from any thread): at once while
+        its method runs, as it starts when that is yet to come; not once it returned, nor a
+        second time."""
+        with self._lock:
+            if self._over or self.reason is not None:
+                return
+            self.reason = reason
+            if self._armed:
+                self._signal()
+
+    def _signal(self):
+        if self._thread is threading.main_thread():
+            signal.pthread_kill(self._thread.ident, signal.SIGALRM)
+        # A cancel request reaches PostgreSQL while the thread waits in libpq, where no
+        # Python signal handler can run; one that arrives while no statement runs is ignored.
+        self._connection.cancel()
+
+    def _raise(self, _signum, _frame):
+        if self._armed:
+            raise self.reason
+
+    @contextmanager
+    def armed(self, seconds):
+        """Run the block interruptible, and interrupted past ``seconds`` with
+        JobTimeLimitExceeded."""
+        in_main_thread = self._thread is threading.main_thread()
         if in_main_thread:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            previous = signal.signal(signal.SIGALRM, self._raise)
+        limit = threading.Timer(seconds, self.interrupt, [JobTimeLimitExceeded(
+            "The job ran past its time limit of %s s." % seconds)])
+        limit.daemon = True
+        try:
+            with self._lock:
+                if self.reason is not None:
+                    raise self.reason  # interrupted before it started
+                self._armed = True
+            limit.start()
+            yield
+        finally:
+            try:
+                with self._lock:
+                    # No signal is sent from here on; the runner reads ``reason`` for one
+                    # whose handler runs too late to raise.
+                    self._armed, self._over = False, True
+            finally:  # even if that signal's handler raised first
+                limit.cancel()
+                if in_main_thread:
+                    signal.signal(signal.SIGALRM, previous)

@@ -133,9 +133,12 @@ class CeleryJob(models.Model):
         return self._moved()
 
     def button_cancel(self):
-        """Cancel jobs that have not started, and every job waiting for them."""
+        """Cancel jobs that have not started, and every job waiting for them; stop started
+        jobs: their worker rolls their work back and ends them cancelled within seconds
+        (the answer does not wait for it), unless they end on their own first."""
         self._check_manager()
         jobstore.cancel(self.env.cr, self.ids, self.env.uid)
+        jobstore.request_stop(self.env.cr, self.ids, self.env.uid)
         return self._moved()
 
     def button_done(self):

@@ -66,6 +66,20 @@ class JobRecord(models.Model):
         return len(hoard)
 
     @api.model
+    def make_then_spin(self, marker):
+        """Write one row, then never return, busy in Python."""
+        self.make(marker)
+        while True:
+            pass
+
+    @api.model
+    def make_then_sleep_in_sql(self, marker, seconds):
+        """Write one row, then wait ``seconds`` in one SQL statement."""
+        self.make(marker)
+        self.env.cr.execute("SELECT pg_sleep(%s)", (seconds,))
+        return self.make(marker + "-after")
+
+    @api.model
     def spin_forever(self):
         """Never return."""
         while True:
