@@ -9,7 +9,7 @@ import xmlrpc.client
 
 from . import encoding
 from .celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES
-from .jobstore import DEFAULT_MAX_RETRIES
+from .jobstore import DEFAULT_MAX_RETRIES, channel as find_channel
 from .settings import option
 
 MAX_RETRIES_LIMIT = 1000
@@ -99,6 +99,21 @@ def check_options(queue, priority, max_retries, time_limit, identity_key, descri
         "identity_key": identity_key or None,
         "description": (description or "")[:DESCRIPTION_MAX] or None,
     }
+
+
+def check_channel(cr, channel, queue):
+    """``(channel id or None, queue)``: the channel named ``channel`` and, when ``queue`` is
+    not given, the channel's queue (``default`` without a channel)."""
+    if channel is None or channel is False:
+        return None, queue or "default"
+    if not isinstance(channel, str):
+        raise JobOptionError("channel must be a channel's name (root.imports), not %r."
+                             % (channel,))
+    found = find_channel(cr, channel)
+    if found is None:
+        raise JobOptionError("Unknown channel %r: a job manager creates it in Settings > Jobs "
+                             "> Channels first." % channel)
+    return found[0], queue or found[1]
 
 
 def check_depends_on(depends_on):

@@ -77,7 +77,7 @@ def run_job(dbname, job_uuid, task_id, worker_name):
         process.forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
         raise
     if retry:
-        publish_committed(dbname, [retry])
+        publish_committed(dbname, retry)
     registry.signal_changes()
 
 
@@ -89,8 +89,8 @@ def _database_exists(dbname):
 
 
 def _execute(process, cr, control, job):
-    """Run the job and record how it ended; return its retry's Dispatch when it is to run
-    again. Everything the job needs is decoded here, so that bad stored data fails the job
+    """Run the job and record how it ended; return its retry's Dispatches when it is to run
+    again (``jobstore.mark_retry``). Everything the job needs is decoded here, so that bad stored data fails the job
     at once with the real reason."""
     started = time.monotonic()
     # A job whose end counts off rows that concurrent ends update (its batch, its waiting

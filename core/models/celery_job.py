@@ -43,6 +43,9 @@ class CeleryJob(models.Model):
     user_id = fields.Many2one("res.users", required=True, readonly=True, index=True,
                               ondelete="cascade")
     company_id = fields.Many2one("res.company", readonly=True, index=True)
+    channel_id = fields.Many2one("celery.job.channel", "Channel", readonly=True, index=True,
+                                 ondelete="restrict",
+                                 help="Its limits and its parents' decide when it starts")
     queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
                              required=True, default="default", readonly=True, index=True)
     priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,
