@@ -135,8 +135,9 @@ def _create_channel_schema(cr):
     what other transactions committed before it ran, so that what follows a lock counts
     every job the other workers started while it waited.
     """
-    # A held job: enqueued, with no message in the broker (date_enqueued empty), until a job
-    # of its path ends, the channel is edited or resumed, or the sweeper finds it admissible.
+    # A held job (``held``): enqueued, its message consumed, until a job of its path ends,
+    # the channel is edited or resumed, or the sweeper finds it admissible. A flag of its
+    # own: publishing records ``date_enqueued`` after a worker may already have held it.
     cr.execute("CREATE INDEX IF NOT EXISTS celery_job_channel_unended ON celery_job"
                " (channel_id, state, id) WHERE channel_id IS NOT NULL"
                " AND state IN ('waiting', 'pending', 'enqueued', 'started', 'failed')")
@@ -223,7 +224,8 @@ def _create_channel_schema(cr):
             PERFORM celery_job_channel_lock(ARRAY[channel]);
             SELECT r.refusal, r.wait INTO refusal, wait FROM celery_job_channel_refusal(job) r;
             IF refusal IS NULL THEN
-                UPDATE celery_job SET state = 'started', date_started = %(now)s WHERE id = job;
+                UPDATE celery_job SET state = 'started', held = false, date_started = %(now)s
+                    WHERE id = job;
                 INSERT INTO celery_job_channel_clock (channel_id, next_start_at)
                     SELECT a.id, greatest(clock_timestamp() at time zone 'UTC',
                                           coalesce(k.next_start_at, '-infinity'))
@@ -233,7 +235,7 @@ def _create_channel_schema(cr):
                     WHERE c.id = channel AND a.rate_limit > 0
                     ON CONFLICT (channel_id) DO UPDATE SET next_start_at = EXCLUDED.next_start_at;
             ELSIF wait IS NULL THEN
-                UPDATE celery_job SET state = 'enqueued', date_enqueued = NULL WHERE id = job;
+                UPDATE celery_job SET state = 'enqueued', held = true WHERE id = job;
             END IF;
         END $$ LANGUAGE plpgsql;
 
@@ -256,16 +258,16 @@ def _create_channel_schema(cr):
                 candidates AS (SELECT h.id FROM celery_job h
                     JOIN celery_job_channel c ON c.id = h.channel_id
                     JOIN scope a ON """ + path + """
-                    WHERE h.state = 'enqueued' AND h.date_enqueued IS NULL
-                    AND h.channel_id IS NOT NULL AND (h.eta IS NULL OR h.eta <= %(now)s)
+                    WHERE h.state = 'enqueued' AND h.held AND h.channel_id IS NOT NULL
+                    AND (h.eta IS NULL OR h.eta <= %(now)s)
                     ORDER BY h.priority, h.id),
                 admissible AS (SELECT h.id FROM candidates h
                     WHERE (celery_job_channel_refusal(h.id)).refusal IS NULL LIMIT how_many)
-                UPDATE celery_job j SET state = 'pending', write_date = %(now)s,
+                UPDATE celery_job j SET state = 'pending', held = false, write_date = %(now)s,
                     celery_task_id = md5(random()::text || j.id::text)
                 FROM (SELECT id FROM celery_job WHERE id IN (SELECT id FROM admissible)
                       FOR UPDATE SKIP LOCKED) held
-                WHERE j.id = held.id AND j.state = 'enqueued' AND j.date_enqueued IS NULL
+                WHERE j.id = held.id AND j.state = 'enqueued' AND j.held
                 RETURNING j.id, j.uuid, j.queue, j.priority, j.eta, j.celery_task_id;
         END $$ LANGUAGE plpgsql;
     """, {"lock": CHANNEL_LOCK, "now": psycopg2.extensions.AsIs(NOW)})
@@ -763,17 +765,17 @@ def sweep(cr, grace, window, republish_after):
             notices += fail(cr, job_id, dead_worker_reason(max_retries))
     cr.execute(
         "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
-        " retry_count = retry_count + (state = 'started')::int, state = 'pending',"
+        " retry_count = retry_count + (state = 'started')::int, state = 'pending', held = false,"
         " dependencies_left = CASE WHEN state = 'waiting' THEN 0 ELSE dependencies_left END"
         " WHERE id = ANY(%(dead)s) AND state = 'started'"
         " OR state = 'waiting' AND NOT EXISTS (SELECT 1 FROM celery_job_dependency d"
         "    JOIN celery_job dependency ON dependency.id = d.depends_on_id"
         "    WHERE d.job_id = celery_job.id AND dependency.state <> 'done')"
         " OR state = 'pending' AND create_date < " + NOW + " - make_interval(secs => %(grace)s)"
-        " OR state = 'enqueued' AND date_enqueued IS NULL"
+        " OR state = 'enqueued' AND date_enqueued IS NULL AND held IS NOT TRUE"
         "    AND (eta IS NULL OR eta < " + NOW + " + make_interval(secs => %(window)s))"
-        "    AND (channel_id IS NULL OR (celery_job_channel_refusal(id)).refusal IS NULL)"
-        " OR state = 'enqueued' AND date_enqueued < " + NOW +
+        " OR state = 'enqueued' AND held AND (celery_job_channel_refusal(id)).refusal IS NULL"
+        " OR state = 'enqueued' AND held IS NOT TRUE AND date_enqueued < " + NOW +
         "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + NOW + ")"
         " RETURNING id, uuid, queue, priority, eta, celery_task_id",
         {"dead": [row[0] for row in dead], "grace": grace, "window": window,
@@ -825,8 +827,7 @@ def batch_counts(cr, batch_ids):
 def channel_counts(cr, channel_ids):
     """{channel id: (jobs started, jobs held)} of the channels' own jobs, counted now."""
     cr.execute("SELECT channel_id, count(*) FILTER (WHERE state = 'started'),"
-               " count(*) FILTER (WHERE state = 'enqueued' AND date_enqueued IS NULL"
-               " AND (eta IS NULL OR eta <= " + NOW + ")) FROM celery_job"
+               " count(*) FILTER (WHERE state = 'enqueued' AND held) FROM celery_job"
                " WHERE channel_id = ANY(%s) AND state IN ('started', 'enqueued')"
                " GROUP BY channel_id", (list(channel_ids),))
     return {row[0]: row[1:] for row in cr.fetchall()}

@@ -46,6 +46,8 @@ class CeleryJob(models.Model):
     channel_id = fields.Many2one("celery.job.channel", "Channel", readonly=True, index=True,
                                  ondelete="restrict",
                                  help="Its limits and its parents' decide when it starts")
+    held = fields.Boolean("Held by its channel", readonly=True,
+                          help="Enqueued, waiting for its turn in its channel's path")
     queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
                              required=True, default="default", readonly=True, index=True)
     priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,

@@ -39,7 +39,7 @@ def claim(cr, dispatch):
 
 
 def state(cr, dispatch):
-    cr.execute("SELECT state, date_enqueued IS NULL FROM celery_job WHERE id = %s",
+    cr.execute("SELECT state, held IS TRUE FROM celery_job WHERE id = %s",
                (dispatch.id,))
     return cr.fetchone()
 
@@ -53,9 +53,12 @@ def test_a_full_channel_holds_the_job_and_an_end_releases_it(store):
     assert isinstance(held, jobstore.Dropped) and "capacity" in held.reason
     assert held.republish is None
     assert state(store, jobs[2]) == ("enqueued", True)
+    # Its publisher records the dispatch after the worker held it: it stays held.
+    jobstore.record_dispatch(store, [jobs[2].id], [], [])
+    assert state(store, jobs[2]) == ("enqueued", True)
     ended = jobstore.mark_done(store, first.id, "null", 0.1)
     assert [dispatch.id for dispatch in ended.released] == [jobs[2].id]
-    assert state(store, jobs[2]) == ("pending", True)
+    assert state(store, jobs[2]) == ("pending", False)
     assert isinstance(claim(store, ended.released[0]), jobstore.ClaimedJob)
 
 
@@ -104,7 +107,7 @@ def test_a_rate_limit_puts_the_next_start_off(store):
     assert isinstance(later, jobstore.Dropped) and later.republish.id == second.id
     wait = (later.republish.eta - datetime.datetime.utcnow()).total_seconds()
     assert 0.2 < wait <= 0.5
-    assert state(store, second) == ("pending", True)  # not held: its message comes back
+    assert state(store, second) == ("pending", False)  # not held: its message comes back
 
 
 def test_an_unknown_channel_is_refused_at_enqueue(store):
