@@ -58,7 +58,7 @@ INSERT_COLUMNS = ("uuid", "name", "model_name", "method_name", "record_ids", "ar
 # What running a claimed job needs, read as the job is marked started.
 CLAIMED_COLUMNS = ("user_id", "model_name", "method_name", "record_ids", "args", "kwargs",
                    "context", "company_id", "retry_count", "max_retries", "queue", "priority",
-                   "time_limit", "user_active", "ends_others")
+                   "time_limit", "retry_pattern", "user_active", "ends_others")
 
 
 def _dispatch(row):
@@ -279,6 +279,28 @@ def channel(cr, name):
     return cr.fetchone()
 
 
+def function_defaults(cr, model_name, method_name):
+    """The defaults the job function of ``model_name.method_name`` sets, by enqueue's option
+    names (``channel`` is a name); the function is created when missing, whoever enqueues."""
+    cr.execute("SELECT c.name, f.priority, f.max_retries, f.time_limit FROM celery_job_function f"
+               " LEFT JOIN celery_job_channel c ON c.id = f.channel_id"
+               " WHERE f.model_name = %s AND f.method_name = %s", (model_name, method_name))
+    row = cr.fetchone()
+    if row is None:
+        cr.execute("INSERT INTO celery_job_function (name, model_name, method_name, max_retries,"
+                   " time_limit, create_uid, write_uid, create_date, write_date)"
+                   " VALUES (%s, %s, %s, -1, 0, %s, %s, " + NOW + ", " + NOW + ")"
+                   " ON CONFLICT (model_name, method_name) DO NOTHING",
+                   ("%s.%s" % (model_name, method_name), model_name, method_name,
+                    SUPERUSER_ID, SUPERUSER_ID))
+        return {}
+    channel_name, priority, max_retries, time_limit = row
+    return {name: value for name, value in (
+        ("channel", channel_name), ("priority", int(priority) if priority else None),
+        ("max_retries", max_retries if max_retries >= 0 else None),
+        ("time_limit", time_limit or None)) if value is not None}
+
+
 def admit(cr, job_id):
     """Start the job in its channel's path, or hold it: ``(refusal, seconds to wait)``,
     ``(None, None)`` once it is started. ``cr`` is in autocommit mode (the admission is
@@ -387,7 +409,9 @@ def _mark_started(extra_assignments, condition):
     those of ``extra_assignments`` and ``condition``), returning ``CLAIMED_COLUMNS``."""
     return ("UPDATE celery_job j SET state = 'started', date_started = " + NOW + ","
             " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
-            " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-2]) +
+            " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-3]) +
+            ", (SELECT retry_pattern FROM celery_job_function f WHERE f.model_name = j.model_name"
+            " AND f.method_name = j.method_name)" +
             # The superuser runs jobs even where it is an archived technical user (Odoo 18).
             ", (SELECT active OR id = %d FROM res_users WHERE id = j.user_id)," % SUPERUSER_ID +
             " j.batch_id IS NOT NULL OR j.channel_id IS NOT NULL"

@@ -14,7 +14,7 @@ from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, ISOLATION_LEVEL_
 import odoo
 
 from .. import odoo_version
-from . import encoding, jobstore, worker_process
+from . import encoding, job_options, jobstore, worker_process
 from .celeryapp import publish_committed
 from .exceptions import JobTimeLimitExceeded, RetryableJobError
 
@@ -136,14 +136,19 @@ def _execute(process, cr, control, job):
     except RetryableJobError as error:
         cr.rollback()
         if error.ignore_retry or job.retry_count < job.max_retries:
-            return jobstore.mark_retry(control, job, traceback.format_exc(), error.seconds)
+            return jobstore.mark_retry(control, job, traceback.format_exc(), error.seconds
+                                       if error.seconds is not None
+                                       else job_options.pattern_delay(job.retry_pattern,
+                                                                      job.retry_count))
         _fail(process, control, job, "Retries used up (%d).\n%s"
               % (job.max_retries, traceback.format_exc()), started)
     except Exception as error:
         cr.rollback()
         if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
                 and job.retry_count < job.max_retries):
-            return jobstore.mark_retry(control, job, traceback.format_exc())
+            return jobstore.mark_retry(control, job, traceback.format_exc(),
+                                       job_options.pattern_delay(job.retry_pattern,
+                                                                 job.retry_count))
         _logger.info("job %s failed: %s", job.uuid, error)
         _fail(process, control, job, _failure_reason(error, job), started)
     finally:

@@ -125,6 +125,11 @@ def wake_bus(connection, channels):
                    ("[%s]" % ",".join(channels),))
 
 
+def check_read(records):
+    """Raise AccessError unless the environment's user may read ``records``."""
+    records.check_access("read")
+
+
 # Spelled differently on each version, for the code and the tests both versions share.
 LIST_VIEW = "list"
 ADMIN_XMLID = "base.user_admin"

@@ -16,6 +16,7 @@
         "data/celery_job_channel.xml",
         "views/celery_job_views.xml",
         "views/celery_job_channel_views.xml",
+        "views/celery_job_function_views.xml",
     ],
     "post_load": "post_load",
 }

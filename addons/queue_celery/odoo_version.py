@@ -109,6 +109,12 @@ def wake_bus(connection, channels):
         cr.execute("NOTIFY imbus, %s", ("[%s]" % ",".join(channels),))
 
 
+def check_read(records):
+    """Raise AccessError unless the environment's user may read ``records``."""
+    records.check_access_rights("read")
+    records.check_access_rule("read")
+
+
 # Spelled differently on each version, for the code and the tests both versions share.
 LIST_VIEW = "tree"
 ADMIN_XMLID = "base.user_root"

@@ -2,5 +2,6 @@
 from . import base
 from . import celery_job
 from . import celery_job_channel
+from . import celery_job_function
 from . import celery_job_progress
 from . import celery_job_batch

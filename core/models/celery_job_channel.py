@@ -4,6 +4,7 @@ import re
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
+from ... import odoo_version
 from .. import jobstore
 from ..celeryapp import QUEUES, publish_after_commit
 
@@ -91,6 +92,7 @@ class CeleryJobChannel(models.Model):
         return super().unlink()
 
     def _release_held(self):
+        odoo_version.flush(self.env)  # the release reads the channels in SQL
         for channel in self:
             how_many = channel.capacity or (1 if channel.sequential else jobstore.RELEASE_MAX)
             publish_after_commit(self.env.cr, jobstore.release_held(

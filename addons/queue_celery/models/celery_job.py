@@ -5,6 +5,7 @@ import logging
 from odoo import SUPERUSER_ID, _, api, models
 from odoo.exceptions import AccessError, UserError
 
+from .. import odoo_version
 from ..core import encoding, job_options, jobstore, worker_process
 from ..core.celeryapp import publish_after_commit
 from ..core.models.celery_job import MANAGER_GROUP, USER_GROUP
@@ -70,11 +71,6 @@ class CeleryJob(models.Model):
         try:
             record_ids, args, kwargs = job_options.check_call(model_name, method_name,
                                                               record_ids, args, kwargs)
-            channel_id, queue = job_options.check_channel(self.env.cr, channel, queue)
-            options = job_options.check_options(queue, priority, max_retries, time_limit,
-                                                identity_key, description)
-            eta = job_options.eta_from(eta, countdown)
-            depends_on = job_options.check_depends_on(depends_on)
         except job_options.JobOptionError as error:
             raise UserError(str(error)) from None
         if model_name not in self.env:
@@ -84,6 +80,18 @@ class CeleryJob(models.Model):
             raise UserError(_("Model %(model)s has no method %(method)r.")
                             % {"model": model_name, "method": method_name})
         try:
+            # The method's job function (created by its first job) fills what is not given;
+            # it and the channel are read in SQL.
+            odoo_version.flush(self.env)
+            defaults = job_options.with_function_defaults(self.env.cr, model_name, method_name, {
+                "channel": channel, "priority": priority, "max_retries": max_retries,
+                "time_limit": time_limit})
+            channel_id, queue = job_options.check_channel(self.env.cr, defaults["channel"], queue)
+            options = job_options.check_options(queue, defaults["priority"],
+                                                defaults["max_retries"], defaults["time_limit"],
+                                                identity_key, description)
+            eta = job_options.eta_from(eta, countdown)
+            depends_on = job_options.check_depends_on(depends_on)
             encoded_args, encoded_kwargs, encoded_context = job_options.encode_call(
                 args, kwargs, encoding.carried(self.env.context))
         except job_options.JobOptionError as error:
