@@ -582,7 +582,7 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
     batch_notice, batch_params = odoo_version.job_end_notice(dbname, "ended_batches",
                                                              "celery.job.batch")
     cr.execute(
-        "WITH ended AS (UPDATE celery_job SET state = %s, " + assignments + ", date_done = "
+        "WITH ended AS (UPDATE celery_job SET state = %s, held = false, " + assignments + ", date_done = "
         + NOW + " WHERE id = ANY(%s) AND state IN %s"
         " RETURNING id, name, state, user_id, batch_id),"
         " " + _RELEASED_SQL + ","
@@ -725,7 +725,7 @@ def retry(cr, job_ids, uid, user_name):
     if holders:
         raise IdentityKeyTaken(holders)
     cr.execute(
-        "WITH retried AS (UPDATE celery_job SET retry_count = 0, eta = NULL,"
+        "WITH retried AS (UPDATE celery_job SET retry_count = 0, eta = NULL, held = false,"
         " state = CASE WHEN dependencies_left > 0 THEN 'waiting' ELSE 'pending' END,"
         " celery_task_id = md5(random()::text || id::text), date_done = NULL,"
         " date_enqueued = NULL, write_date = " + NOW + ", write_uid = %s,"

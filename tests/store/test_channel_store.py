@@ -118,3 +118,23 @@ def test_an_unknown_channel_is_refused_at_enqueue(store):
     assert job_options.check_channel(store, "root.imports", None) == (imports, "low")
     assert job_options.check_channel(store, "root.imports", "high") == (imports, "high")
     assert job_options.check_channel(store, None, None) == (None, "default")
+
+
+def test_the_sweeper_publishes_a_held_job_once_it_may_start(store):
+    paused = channel(store, "root.swept", paused=True)
+    job = insert(store, paused)
+    assert isinstance(claim(store, job), jobstore.Dropped)
+    swept = [dispatch.id for dispatch in jobstore.sweep(store, 30, 300, 3600)[0]]
+    assert job.id not in swept  # still refused: left held, not published for nothing
+    # Resumed by a statement that released nothing (a release that was lost).
+    store.execute("UPDATE celery_job_channel SET paused = false WHERE id = %s", (paused,))
+    assert job.id in [dispatch.id for dispatch in jobstore.sweep(store, 30, 300, 3600)[0]]
+    assert state(store, job) == ("pending", False)
+
+
+def test_a_cancelled_held_job_is_no_longer_held(store):
+    paused = channel(store, "root.cancelled", paused=True)
+    job = insert(store, paused)
+    claim(store, job)
+    jobstore.cancel(store, [job.id], 1)
+    assert state(store, job) == ("cancelled", False)
