@@ -206,35 +206,47 @@ def _create_channel_schema(cr):
             END LOOP;
         END $$ LANGUAGE plpgsql;
 
+        CREATE OR REPLACE FUNCTION celery_job_channel_take(job integer) RETURNS boolean AS $$
+        -- Whether the job may start now, under the locks of its channel's path, held until
+        -- the transaction ends: the caller marks it started in that transaction (a claim's
+        -- UPDATE calls it in its condition). A start advances its path's rate clocks.
+        DECLARE channel integer;
+        BEGIN
+            SELECT j.channel_id INTO channel FROM celery_job j WHERE j.id = job;
+            PERFORM celery_job_channel_lock(ARRAY[channel]);
+            IF (celery_job_channel_refusal(job)).refusal IS NOT NULL THEN
+                RETURN false;
+            END IF;
+            INSERT INTO celery_job_channel_clock (channel_id, next_start_at)
+                SELECT a.id, greatest(clock_timestamp() at time zone 'UTC',
+                                      coalesce(k.next_start_at, '-infinity'))
+                    + make_interval(secs => 1.0 / a.rate_limit)
+                FROM celery_job_channel c JOIN celery_job_channel a ON """ + path + """
+                LEFT JOIN celery_job_channel_clock k ON k.channel_id = a.id
+                WHERE c.id = channel AND a.rate_limit > 0
+                ON CONFLICT (channel_id) DO UPDATE SET next_start_at = EXCLUDED.next_start_at;
+            RETURN true;
+        END $$ LANGUAGE plpgsql;
+
         CREATE OR REPLACE FUNCTION celery_job_channel_admit(job integer, OUT refusal text,
                                                             OUT wait float) AS $$
-        -- Start the job (marked started: counted from now on) or hold it (enqueued without
-        -- a message) in one transaction, under the locks of its channel's path; a job
+        -- Start the job (marked started: counted from now on) or hold it (its message is
+        -- consumed) in one transaction, under the locks of its channel's path; a job
         -- refused by a rate limit is neither: the caller publishes it again for later.
-        DECLARE
-            state text;
-            channel integer;
+        DECLARE state text;
         BEGIN
-            SELECT j.state, j.channel_id INTO state, channel FROM celery_job j WHERE j.id = job
-                FOR UPDATE;
+            SELECT j.state INTO state FROM celery_job j WHERE j.id = job FOR UPDATE;
             IF state IS NULL OR state NOT IN ('pending', 'enqueued') THEN
                 refusal := format('it is %%s', coalesce(state, 'deleted'));
                 RETURN;
             END IF;
-            PERFORM celery_job_channel_lock(ARRAY[channel]);
-            SELECT r.refusal, r.wait INTO refusal, wait FROM celery_job_channel_refusal(job) r;
-            IF refusal IS NULL THEN
+            IF celery_job_channel_take(job) THEN
                 UPDATE celery_job SET state = 'started', held = false, date_started = %(now)s
                     WHERE id = job;
-                INSERT INTO celery_job_channel_clock (channel_id, next_start_at)
-                    SELECT a.id, greatest(clock_timestamp() at time zone 'UTC',
-                                          coalesce(k.next_start_at, '-infinity'))
-                        + make_interval(secs => 1.0 / a.rate_limit)
-                    FROM celery_job_channel c JOIN celery_job_channel a ON """ + path + """
-                    LEFT JOIN celery_job_channel_clock k ON k.channel_id = a.id
-                    WHERE c.id = channel AND a.rate_limit > 0
-                    ON CONFLICT (channel_id) DO UPDATE SET next_start_at = EXCLUDED.next_start_at;
-            ELSIF wait IS NULL THEN
+                RETURN;
+            END IF;
+            SELECT r.refusal, r.wait INTO refusal, wait FROM celery_job_channel_refusal(job) r;
+            IF wait IS NULL THEN
                 UPDATE celery_job SET state = 'enqueued', held = true WHERE id = job;
             END IF;
         END $$ LANGUAGE plpgsql;
@@ -408,7 +420,8 @@ def _mark_started(extra_assignments, condition):
     """The UPDATE that marks a job started by a worker (parameters: hostname, pid, then
     those of ``extra_assignments`` and ``condition``), returning ``CLAIMED_COLUMNS``."""
     return ("UPDATE celery_job j SET state = 'started', date_started = " + NOW + ","
-            " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
+            " worker_hostname = %s, worker_pid = %s, date_done = NULL, held = false"
+            + extra_assignments +
             " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-3]) +
             ", (SELECT retry_pattern FROM celery_job_function f WHERE f.model_name = j.model_name"
             " AND f.method_name = j.method_name)" +
@@ -456,11 +469,14 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     # may predate the commit of a worker that ran the job meanwhile and then let go of the
     # lock; PostgreSQL then checks the condition again on the row as that worker left it
     # (READ COMMITTED), and the CASE takes the lock only on a row that still waits.
-    # A job in a channel is admitted by its path's limits first (``_claim_unusual``).
+    # A job in a channel starts if its path admits it now (``celery_job_channel_take``, in
+    # this statement's transaction); one it refuses is held by ``_claim_unusual``.
     cr.execute(_mark_started("", "uuid = %s AND CASE WHEN celery_task_id = %s"
-                                 " AND state IN ('pending', 'enqueued') AND channel_id IS NULL"
+                                 " AND state IN ('pending', 'enqueued')"
                                  " AND (eta IS NULL OR eta <= " + NOW + ")"
-                                 " THEN pg_try_advisory_lock(%s, id) ELSE false END")
+                                 " THEN CASE WHEN NOT pg_try_advisory_lock(%s, id) THEN false"
+                                 " WHEN channel_id IS NULL THEN true"
+                                 " ELSE celery_job_channel_take(id) END ELSE false END")
                + ", id", (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
     row = cr.fetchone()
     if row:
