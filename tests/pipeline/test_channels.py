@@ -157,3 +157,25 @@ def test_a_channel_edit_reaches_running_workers(env, database, workers):
     assert most_at_once(rows[:2]) == 1
     assert most_at_once(rows) > 1, "the new capacity never reached the workers (edited %.1f s" \
         " before the end)" % (time.time() - edited)
+
+
+def test_a_function_declared_in_data_sets_its_jobs_defaults_and_retry_pattern(
+        env, database, workers):
+    mark = uuid.uuid4().hex
+    job = env["queue.celery.test.record"].with_delay().retry_by_pattern(mark)
+    env.cr.commit()
+    assert job.max_retries == 7
+    deadline = time.time() + 60
+    while not query(database, "SELECT 1 FROM celery_job WHERE id = %s AND retry_count = 1",
+                    (job.id,)):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    # The pattern's 20 s, not the default backoff (5 s base, jitter: 2.5 to 7.5 s).
+    (wait,), = query(database, "SELECT extract(epoch FROM eta - (now() at time zone 'UTC'))"
+                     " FROM celery_job WHERE id = %s", (job.id,))
+    assert 15 < float(wait) <= 20
+    env.cr.rollback()  # a snapshot that sees the worker's updates
+    job.button_cancel()
+    env.cr.commit()
+    assert query(database, "SELECT state FROM celery_job WHERE id = %s", (job.id,)) \
+        == [("cancelled",)]

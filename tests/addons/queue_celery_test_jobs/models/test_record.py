@@ -41,6 +41,12 @@ class JobRecord(models.Model):
         return self.make(marker)
 
     @api.model
+    def retry_by_pattern(self, marker):
+        """Ask for a retry after its job function's retry pattern (no seconds given)."""
+        self.create({"marker": marker + "-attempt"})
+        raise RetryableJobError("again")
+
+    @api.model
     def make_unless_blocked(self, marker):
         """Fail while a row marked ``blocked-<marker>`` exists; then write one row."""
         if self.search_count([("marker", "=", "blocked-" + marker)]):
