@@ -35,11 +35,12 @@ class CeleryJobChannel(models.Model):
     capacity = fields.Integer(default=0, help="How many of its jobs (its sub-channels' "
                               "included) may run at the same time on every worker of every "
                               "host; 0: no limit of its own")
-    sequential = fields.Boolean(help="One job at a time, in enqueue order; a failed job holds "
-                                "the ones behind it until it is retried, set done or cancelled")
-    rate_limit = fields.Float("Rate limit (jobs/s)", help="Jobs started per second at most, "
-                              "across workers; 0: none")
-    paused = fields.Boolean(readonly=True, help="Its jobs wait; running jobs finish")
+    sequential = fields.Boolean(default=False, help="One job at a time, in enqueue order; a "
+                                "failed job holds the ones behind it until it is retried, "
+                                "set done or cancelled")
+    rate_limit = fields.Float("Rate limit (jobs/s)", default=0.0,
+                              help="Jobs started per second at most, across workers; 0: none")
+    paused = fields.Boolean(readonly=True, default=False, help="Its jobs wait; running jobs finish")
     started_count = fields.Integer("Running", compute="_compute_counts")
     held_count = fields.Integer("Held", compute="_compute_counts",
                                 help="Jobs waiting for their turn in this channel's path")
