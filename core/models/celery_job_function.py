@@ -1,9 +1,15 @@
 """Per-method job defaults: one record per ``model.method`` enqueued."""
+import re
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from .. import job_options
 from ..celeryapp import MAX_PRIORITY
+
+# A related action is a method written as one: a job manager names it, any user who opens a
+# job's records runs it, so it cannot be just any method (``unlink``).
+RELATED_ACTION = re.compile(r"^_?related_action\w*$")
 
 
 class CeleryJobFunction(models.Model):
@@ -29,9 +35,10 @@ class CeleryJobFunction(models.Model):
                                 "seconds before a retry, e.g. {1: 10, 5: 60, 10: 600}; "
                                 "empty: exponential backoff (celery_retry_backoff)")
     time_limit = fields.Integer(help="Seconds its jobs may run; 0: celery_job_time_limit")
-    related_action = fields.Char(help="A method of the model, run on the job's records as "
-                                 "the user who opens them, that returns the action the job's "
-                                 "Related button opens; empty: the records themselves")
+    related_action = fields.Char(help="A method of the model named related_action..., run on "
+                                 "the job's records as the user who opens them, that returns "
+                                 "the action the job's Related button opens; empty: the "
+                                 "records themselves")
 
     _sql_constraints = [
         ("model_method_unique", "unique(model_name, method_name)",
@@ -56,3 +63,11 @@ class CeleryJobFunction(models.Model):
                 job_options.parse_retry_pattern(function.retry_pattern)
             except job_options.JobOptionError as error:
                 raise ValidationError(str(error)) from None
+
+    @api.constrains("related_action")
+    def _check_related_action(self):
+        for function in self:
+            if function.related_action and not RELATED_ACTION.match(function.related_action):
+                raise ValidationError("Related action %r: a method named related_action... "
+                                      "(written to open a job's records), not any method."
+                                      % function.related_action)

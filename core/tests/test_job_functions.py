@@ -1,4 +1,4 @@
-from odoo.exceptions import AccessError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import common
 
 from ... import odoo_version
@@ -81,14 +81,19 @@ class TestRelatedAction(common.TransactionCase):
         action = odoo_version.as_user(job, self.manager).button_related()
         self.assertEqual(action["domain"], [("id", "in", self.partners.ids)])
 
-    def test_the_related_action_of_the_function_decides(self):
+    def test_a_related_action_is_a_method_written_as_one(self):
+        self.partners[1].with_delay().write({})
+        function = self.env["celery.job.function"].search([("model_name", "=", "res.partner"),
+                                                           ("method_name", "=", "write")])
+        for method in ("unlink", "open_commercial_entity", "toggle_active"):
+            with self.assertRaises(ValidationError, msg=method):
+                with self.env.cr.savepoint():
+                    function.related_action = method
+                    odoo_version.flush(self.env)
+        function.related_action = "related_action_nowhere"
         job = self.partners[1].with_delay().write({})
-        self.env["celery.job.function"].search([("model_name", "=", "res.partner"),
-                                                ("method_name", "=", "write")]) \
-            .related_action = "open_commercial_entity"
-        action = odoo_version.as_user(job, self.manager).button_related()
-        self.assertEqual((action["res_model"], action["res_id"]),
-                         ("res.partner", self.partners[1].id))
+        with self.assertRaisesRegex(UserError, "not a method"):
+            odoo_version.as_user(job, self.manager).button_related()
 
     def test_records_of_another_company_are_refused(self):
         # Batches are readable by managers of their company only, on every version.

@@ -79,3 +79,22 @@ def test_the_related_button_opens_only_what_the_user_may_read(server, database, 
     with pytest.raises(xmlrpc.client.Fault):
         other("celery.job", "button_related", [job_id])
     Client(server, database, ADMIN_UID, "admin")("celery.job", "button_cancel", [job_id])
+
+
+def test_the_related_action_of_a_function_opens_what_it_returns(server, database, people):
+    plain = Client(server, database, *people["plain"])
+    manager = Client(server, database, *people["manager"])
+    row = plain("queue.celery.test.record", "create", {"marker": "related"})
+    job_id = plain("celery.job", "enqueue", "queue.celery.test.record", "read", args=[["marker"]],
+                   record_ids=[row], countdown=3600)
+    function_id, = manager("celery.job.function", "search",
+                           [("model_name", "=", "queue.celery.test.record"),
+                            ("method_name", "=", "read")])
+    with pytest.raises(xmlrpc.client.Fault, match="related_action"):
+        manager("celery.job.function", "write", [function_id], {"related_action": "unlink"})
+    manager("celery.job.function", "write", [function_id],
+            {"related_action": "related_action_open_marker"})
+    action = plain("celery.job", "button_related", [job_id])
+    assert action["domain"] == [["marker", "in", ["related"]]]
+    assert plain("queue.celery.test.record", "search", [("id", "=", row)]) == [row]
+    Client(server, database, ADMIN_UID, "admin")("celery.job", "button_cancel", [job_id])
