@@ -255,7 +255,8 @@ def _create_channel_schema(cr):
                 how_many integer, whole boolean)
             RETURNS TABLE (job_id integer, job_uuid varchar, job_queue varchar,
                            job_priority integer, job_eta timestamp, task_id varchar) AS $$
-        -- Make pending (to publish) up to how_many held jobs that may start now: of the
+        -- Make pending (to publish) up to how_many held jobs that may start now, or once a
+        -- rate limit lets them (their claim puts them off until then): of the
         -- subtrees of channels (whole), or of the topmost limited channel on each of their
         -- paths (a job of theirs ended). Locks as an admission does, so that a job held
         -- meanwhile is seen here, or its admission sees the slot this frees.
@@ -273,8 +274,9 @@ def _create_channel_schema(cr):
                     WHERE h.state = 'enqueued' AND h.held AND h.channel_id IS NOT NULL
                     AND (h.eta IS NULL OR h.eta <= %(now)s)
                     ORDER BY h.priority, h.id),
-                admissible AS (SELECT h.id FROM candidates h
-                    WHERE (celery_job_channel_refusal(h.id)).refusal IS NULL LIMIT how_many)
+                admissible AS (SELECT h.id FROM candidates h,
+                    LATERAL celery_job_channel_refusal(h.id) r
+                    WHERE r.refusal IS NULL OR r.wait IS NOT NULL LIMIT how_many)
                 UPDATE celery_job j SET state = 'pending', held = false, write_date = %(now)s,
                     celery_task_id = md5(random()::text || j.id::text)
                 FROM (SELECT id FROM celery_job WHERE id IN (SELECT id FROM admissible)
@@ -814,7 +816,8 @@ def sweep(cr, grace, window, republish_after):
         " OR state = 'pending' AND create_date < " + NOW + " - make_interval(secs => %(grace)s)"
         " OR state = 'enqueued' AND date_enqueued IS NULL AND held IS NOT TRUE"
         "    AND (eta IS NULL OR eta < " + NOW + " + make_interval(secs => %(window)s))"
-        " OR state = 'enqueued' AND held AND (celery_job_channel_refusal(id)).refusal IS NULL"
+        " OR state = 'enqueued' AND held AND NOT EXISTS (SELECT 1"
+        "    FROM celery_job_channel_refusal(id) r WHERE r.refusal IS NOT NULL AND r.wait IS NULL)"
         " OR state = 'enqueued' AND held IS NOT TRUE AND date_enqueued < " + NOW +
         "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + NOW + ")"
         " RETURNING id, uuid, queue, priority, eta, celery_task_id",

@@ -138,3 +138,17 @@ def test_a_cancelled_held_job_is_no_longer_held(store):
     claim(store, job)
     jobstore.cancel(store, [job.id], 1)
     assert state(store, job) == ("cancelled", False)
+
+
+def test_a_held_job_is_released_when_only_a_rate_limit_still_puts_it_off(store):
+    slow = channel(store, "root.slow_single", capacity=1, rate_limit=0.5)
+    first, second = insert(store, slow), insert(store, slow)
+    running = claim(store, first)
+    assert isinstance(running, jobstore.ClaimedJob)
+    assert "capacity" in claim(store, second).reason
+    # The rate clock is 2 s ahead: the release publishes it all the same, and its claim
+    # puts it off until its turn instead of leaving it held with nothing to wake it.
+    released = jobstore.mark_done(store, running.id, "null", 0.1).released
+    assert [dispatch.id for dispatch in released] == [second.id]
+    later = claim(store, released[0])
+    assert isinstance(later, jobstore.Dropped) and later.republish.eta
