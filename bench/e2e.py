@@ -21,9 +21,12 @@ from bench.rig import (
     clear_jobs,
     embedded_url,
     enqueue_jobs,
+    enqueue_one,
     environment,
     jobs_done_check,
     log,
+    percentile,
+    start_latencies,
     use_broker,
     wait_for,
 )
@@ -108,6 +111,48 @@ def measure_batch(counts, runs, broker):
     finally:
         worker.stop()
     return dict(rates, count=count, broker=broker)
+
+
+def measure_channel(counts, runs, broker):
+    """The channel machinery's cost: ``count`` no-op jobs through a channel of capacity 2
+    (each claim admitted in PostgreSQL under its channel's lock, each end releasing what
+    it held) against the same jobs in no channel, enqueued 100 per transaction and run by a
+    2-process worker; and the start latency of one job at a time in that channel and in
+    none (from the enqueuing commit to its start)."""
+    count = counts["channel"]
+    use_broker(broker)
+    with environment(DB_QC) as env:
+        if not env["celery.job.channel"].search([("name", "=", "root.bench")]):
+            env["celery.job.channel"].create({"name": "root.bench", "capacity": 2})
+    worker = celery_worker(broker, "channel")
+    rates = {"channel": [], "none": []}
+    latencies = {"channel": [], "none": []}
+    try:
+        for run in range(runs):
+            for kind, channel in (("none", None), ("channel", "root.bench")):
+                clear_jobs()
+                check = jobs_done_check(DB_QC, "celery_job", count)
+                started = time.time()
+                enqueue_jobs(DB_QC, "queue.celery.bench", count, channel=channel)
+                ended = wait_for(check, count / 5 + 60)
+                rates[kind].append(count / (ended - started))
+                clear_jobs()
+                job_times = {}
+                for _ in range(counts["light"]):
+                    job_id, committed = enqueue_one(DB_QC, channel=channel)
+                    job_times[job_id] = committed
+                    wait_for(jobs_done_check(DB_QC, "celery_job", len(job_times)), 30,
+                             interval=0.002)
+                    time.sleep(0.02)
+                latencies[kind].append(start_latencies(job_times))
+            log("channel %s run %d: %.0f jobs/s in a channel of capacity 2, %.0f jobs/s in"
+                " none; start p50 %.1f ms in it, %.1f ms in none", broker, run + 1,
+                rates["channel"][-1], rates["none"][-1],
+                1000 * percentile(latencies["channel"][-1], 50),
+                1000 * percentile(latencies["none"][-1], 50))
+    finally:
+        worker.stop()
+    return dict(rates=rates, latencies=latencies, count=count, broker=broker)
 
 
 def measure_versions(counts, runs, brokers, versions, quick):

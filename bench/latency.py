@@ -13,18 +13,11 @@ from bench.rig import (
     median,
     percentile,
     purge_broker,
+    start_latencies,
     use_broker,
     wait_for,
 )
 from harness import connect, query
-
-
-def _start_latencies(job_times):
-    """Seconds from each enqueuing commit to the job's start."""
-    # extract(epoch) of a timestamp without time zone reads it as UTC, as it was written.
-    started = dict(query(DB_QC, "SELECT id, extract(epoch FROM date_started)::float"
-                         " FROM celery_job WHERE id IN %s", (tuple(job_times),)))
-    return [started[job_id] - committed for job_id, committed in job_times.items()]
 
 
 def measure_latency(counts, runs, brokers, e2e=None):
@@ -54,7 +47,7 @@ def measure_latency(counts, runs, brokers, e2e=None):
                     wait_for(started, 30, interval=0.002)
                     time.sleep(0.02)
                 conn.close()
-                light.append(_start_latencies(job_times))
+                light.append(start_latencies(job_times))
 
                 clear_jobs()
                 job_times = {}
@@ -68,7 +61,7 @@ def measure_latency(counts, runs, brokers, e2e=None):
                     job_times[job_id] = committed
                 achieved = total / (time.time() - begin)
                 wait_for(jobs_done_check(DB_QC, "celery_job", total), 120)
-                load.append(_start_latencies(job_times))
+                load.append(start_latencies(job_times))
                 log("latency %s run %d: light p50 %.1f ms p95 %.1f ms; load (%.0f jobs/s)"
                     " p50 %.1f ms p95 %.1f ms", broker, run + 1,
                     1000 * percentile(light[-1], 50), 1000 * percentile(light[-1], 95), achieved,
@@ -103,7 +96,7 @@ def measure_priority(counts, runs):
                     (ids,))[0][0] == len(ids), 120)
                 low_done = query(DB_QC, "SELECT count(*) FROM celery_job WHERE queue = 'low'"
                                  " AND state = 'done'")[0][0]
-                (high if flood else light).append(_start_latencies(job_times))
+                (high if flood else light).append(start_latencies(job_times))
                 purge_broker(broker, ("low",))
                 query(DB_QC, "UPDATE celery_job SET state = 'cancelled'"
                       " WHERE state IN ('pending', 'enqueued')")

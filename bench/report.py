@@ -283,6 +283,47 @@ def versions_lines(results):
     return lines + [""]
 
 
+CHANNELS_TITLE = "## Channels"
+
+
+def channel_lines(results):
+    """The section on channels: jobs through a channel of capacity 2 beside the same jobs in
+    none, and the start latency of a job in it."""
+    channel = results["channel"]
+    rates, latencies = channel["rates"], channel["latencies"]
+    through, alone = median(rates["channel"]), median(rates["none"])
+    latency = {kind: median([percentile(run, 50) for run in runs])
+               for kind, runs in latencies.items()}
+    return [CHANNELS_TITLE, "",
+            "Written by `%s` on %s (%s, medians of %d runs, load average at start %s): %d no-op"
+            " jobs enqueued 100 per transaction and run by a 2-process worker, through the"
+            " channel `root.bench` of capacity 2 (each claim admitted by PostgreSQL under the"
+            " channel's lock, each end releasing a job it held) and in no channel."
+            % (results.get("command", "bench/run.py --only channel"), results["date"],
+               channel["broker"] or "embedded", len(rates["channel"]),
+               results.get("load_start"), channel["count"]),
+            "",
+            "| Measurement | In the channel | In no channel | Ratio |",
+            "| --- | --- | --- | --- |",
+            "| End to end, %d jobs | %.0f jobs/s | %.0f jobs/s | %.2f |"
+            % (channel["count"], through, alone, through / alone),
+            "| Start latency, one job at a time (p50) | %.1f ms | %.1f ms | %.2f |"
+            % (1000 * latency["channel"], 1000 * latency["none"],
+               latency["channel"] / latency["none"]),
+            ""]
+
+
+def write_channels(results, path):
+    """Replace (or add before "## Machine") the channels section of the report at ``path``."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(CHANNELS_TITLE)
+    if start < 0:
+        start = end = text.find("## Machine") if "## Machine" in text else len(text)
+    else:
+        end = text.find("\n## ", start + 1) + 1 or len(text)
+    path.write_text(text[:start] + "\n".join(channel_lines(results)) + "\n" + text[end:])
+
+
 def write_versions(results, path):
     """Replace (or add before "## Machine", or at the end) the versions section of the report
     at ``path``."""
@@ -313,6 +354,8 @@ def write_report(results, path, command):
     lines.append("")
     if "versions" in results:
         lines += versions_lines(results)
+    if "channel" in results:
+        lines += channel_lines(results)
     lines += [
         "## Machine",
         "",

@@ -173,28 +173,37 @@ def environment(dbname, uid=None):
         yield env
 
 
-def enqueue_jobs(dbname, model, count, batch=100, queue="default"):
-    """Enqueue ``count`` no-op jobs, ``batch`` per transaction."""
+def enqueue_jobs(dbname, model, count, batch=100, queue="default", channel=None):
+    """Enqueue ``count`` no-op jobs, ``batch`` per transaction (in ``channel``: a name)."""
     left = count
     while left:
         with environment(dbname) as env:
             records = env[model]
             for _ in range(min(batch, left)):
-                if queue == "default":
+                if queue == "default" and channel is None:
                     records.with_delay().noop()
                 else:
-                    records.with_delay(queue=queue).noop()
+                    records.with_delay(queue=queue, channel=channel).noop()
         left -= min(batch, left)
 
 
-def enqueue_one(dbname, queue="default"):
+def enqueue_one(dbname, queue="default", channel=None):
     """Enqueue one job in its own transaction; return (job id, time just before commit)."""
     with environment(dbname) as env:
-        job = env["queue.celery.bench"].with_delay(queue=queue).noop()
+        job = env["queue.celery.bench"].with_delay(queue=queue, channel=channel).noop()
         job_id = job.id
         before_commit = time.time()
         env.cr.commit()
     return job_id, before_commit
+
+
+def start_latencies(job_times):
+    """Seconds from each enqueuing commit to the job's start (``job_times``: {job id: time
+    of its commit})."""
+    # extract(epoch) of a timestamp without time zone reads it as UTC, as it was written.
+    started = dict(query(DB_QC, "SELECT id, extract(epoch FROM date_started)::float"
+                         " FROM celery_job WHERE id IN %s", (tuple(job_times),)))
+    return [started[job_id] - committed for job_id, committed in job_times.items()]
 
 
 def clear_jobs():

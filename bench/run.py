@@ -41,12 +41,12 @@ from harness import ODOO_VERSION, ROOT  # noqa: E402
 # The full run's counts: ~25 minutes on a quiet 2-core machine, most of it queue_job (~60 jobs/s).
 FULL_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
                     light=30, load_rate=100, load_seconds=10, low=5000, high=20,
-                    scale=1000000, rss=10000, batch=5000, versions=2000)
+                    scale=1000000, rss=10000, batch=5000, versions=2000, channel=1000)
 QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
                     load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300,
-                    batch=200, versions=100)
+                    batch=200, versions=100, channel=100)
 MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "metrics", "rss",
-                "batch", "versions")
+                "batch", "versions", "channel")
 
 
 def main():
@@ -120,6 +120,8 @@ def main():
             results["rss"] = memory.measure_rss(counts, options.runs)
         if "batch" in only:
             results["batch"] = e2e.measure_batch(counts, options.runs, brokers[0])
+        if "channel" in only:
+            results["channel"] = e2e.measure_channel(counts, options.runs, brokers[0])
         if "versions" in only:
             results["versions"] = e2e.measure_versions(counts, options.runs, brokers, versions,
                                                        options.quick)
@@ -146,10 +148,12 @@ def main():
 
 
 def write(results, path, only):
-    """The report at ``path``; after ``--only versions``, only its versions section: the rest
-    keeps the last full run's figures."""
+    """The report at ``path``; after ``--only versions`` (or ``channel``), only that section:
+    the rest keeps the last full run's figures."""
     if only == ["versions"]:
         report.write_versions(results, path)
+    elif only == ["channel"]:
+        report.write_channels(results, path)
     else:
         report.write_report(results, path, results["command"])
 

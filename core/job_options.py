@@ -3,13 +3,15 @@
 A wrong value raises JobOptionError naming the parameter; callers over RPC get it as a
 plain error, never a database error or a Python traceback.
 """
+import ast
 import datetime
 import math
 import xmlrpc.client
 
 from . import encoding
 from .celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES
-from .jobstore import DEFAULT_MAX_RETRIES
+from .jobstore import DEFAULT_MAX_RETRIES, function_defaults
+from .jobstore import channel as find_channel
 from .settings import option
 
 MAX_RETRIES_LIMIT = 1000
@@ -101,6 +103,21 @@ def check_options(queue, priority, max_retries, time_limit, identity_key, descri
     }
 
 
+def check_channel(cr, channel, queue):
+    """``(channel id or None, queue)``: the channel named ``channel`` and, when ``queue`` is
+    not given, the channel's queue (``default`` without a channel)."""
+    if channel is None or channel is False:
+        return None, queue or "default"
+    if not isinstance(channel, str):
+        raise JobOptionError("channel must be a channel's name (root.imports), not %r."
+                             % (channel,))
+    found = find_channel(cr, channel)
+    if found is None:
+        raise JobOptionError("Unknown channel %r: a job manager creates it in Settings > Jobs "
+                             "> Channels first." % channel)
+    return found[0], queue or found[1]
+
+
 def check_depends_on(depends_on):
     """The ids of the jobs a new job waits for, sorted, without repeats."""
     if depends_on is None or depends_on is False:
@@ -128,3 +145,51 @@ def encode_call(args, kwargs, context):
                              "celery_max_arguments_size (%d): save large data in an "
                              "attachment and pass its id." % (size, limit))
     return encoded
+
+
+def parse_retry_pattern(text):
+    """``{try number: seconds}`` from ``{1: 10, 5: 60}`` (or its JSON); {} from empty. A
+    literal, never code: ``ast.literal_eval`` evaluates no call or name."""
+    if text is None or text is False or not text.strip():
+        return {}
+    try:
+        pattern = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pattern = None
+    if not isinstance(pattern, dict) or not pattern:
+        raise JobOptionError("Retry pattern %r: write {try: seconds, ...}, e.g. "
+                             "{1: 10, 5: 60, 10: 600}." % text)
+    parsed = {}
+    for tries, seconds in pattern.items():
+        if isinstance(tries, bool) or isinstance(seconds, bool):
+            tries = None
+        try:
+            tries, seconds = int(tries), float(seconds)
+        except (TypeError, ValueError):
+            tries, seconds = 0, -1.0
+        if not 1 <= tries <= MAX_RETRIES_LIMIT or not 0 <= seconds <= COUNTDOWN_MAX:
+            raise JobOptionError("Retry pattern %r: tries from 1 to %d, seconds from 0 to %d."
+                                 % (text, MAX_RETRIES_LIMIT, COUNTDOWN_MAX))
+        parsed[tries] = seconds
+    return parsed
+
+
+def pattern_delay(pattern, retry_count):
+    """The seconds the retry pattern ``pattern`` (a job function's text) sets before retry
+    ``retry_count + 1`` (from the n-th try on: the entry of the largest n not above the tries
+    made), or None: the default backoff."""
+    tries = retry_count + 1
+    steps = [(step, seconds) for step, seconds in parse_retry_pattern(pattern).items()
+             if step <= tries]
+    return max(steps)[1] if steps else None
+
+
+def with_function_defaults(cr, model_name, method_name, options):
+    """``options`` (enqueue's, by name) with those not given taken from the job function of
+    ``model_name.method_name``, which is created here when it is the method's first job."""
+    defaults = function_defaults(cr, model_name, method_name)
+    given = dict(options)
+    for name, value in defaults.items():
+        if given.get(name) is None or given.get(name) is False:
+            given[name] = value
+    return given

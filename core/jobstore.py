@@ -13,6 +13,8 @@ import logging
 import random
 import uuid
 
+import psycopg2.extensions
+
 from odoo import SUPERUSER_ID
 
 from .. import odoo_version
@@ -33,6 +35,12 @@ DEFAULT_MAX_RETRIES = 5
 # Advisory lock class (first key) of running jobs; the second key is the job id. A worker
 # holds it on its connection while the job runs: a started job without it lost its worker.
 RUNNING_LOCK = 0x51C1
+# Advisory lock class of channels; the second key is the channel id. A claim holds those of
+# its channel's limited path (capacity, sequential, rate limit) while it decides, so that
+# every worker on every host counts what the others started.
+CHANNEL_LOCK = 0x51C2
+# Jobs a channel edit or a resume publishes again at most; the sweeper takes the others.
+RELEASE_MAX = 1000
 # A message this many seconds early waits for its eta; an earlier one is published again.
 EARLY_TOLERANCE = 2.0
 HISTORY_MAX_CHARS = 10000
@@ -47,12 +55,12 @@ Dispatch = collections.namedtuple("Dispatch", "id uuid queue priority eta task_i
 
 INSERT_COLUMNS = ("uuid", "name", "model_name", "method_name", "record_ids", "args", "kwargs",
                   "context", "user_id", "company_id", "queue", "priority", "eta", "max_retries",
-                  "identity_key", "time_limit")
+                  "identity_key", "time_limit", "channel_id")
 
 # What running a claimed job needs, read as the job is marked started.
 CLAIMED_COLUMNS = ("user_id", "model_name", "method_name", "record_ids", "args", "kwargs",
                    "context", "company_id", "retry_count", "max_retries", "queue", "priority",
-                   "time_limit", "user_active", "ends_others")
+                   "time_limit", "retry_pattern", "user_active", "ends_others")
 
 
 def _dispatch(row):
@@ -126,6 +134,217 @@ def create_schema(cr):
             FOR EACH ROW WHEN (NEW.exc_info IS NOT NULL)
             EXECUTE PROCEDURE celery_job_retry_history();
     """, (HISTORY_MAX_CHARS,))
+    _create_channel_schema(cr)
+
+
+# ---------------------------------------------------------------------- channels
+
+# A channel's path: the channel and every parent, root first (names are dotted paths).
+_IN_PATH = "(%(a)s.name = %(c)s.name OR left(%(c)s.name, length(%(a)s.name) + 1) = %(a)s.name || '.')"
+_LIMITED = "(%(a)s.capacity > 0 OR %(a)s.sequential OR %(a)s.rate_limit > 0)"
+
+
+def _create_channel_schema(cr):
+    """The SQL that admits a job into its channel's path, in PostgreSQL alone.
+
+    Each function is VOLATILE PL/pgSQL: under READ COMMITTED each of its statements sees
+    what other transactions committed before it ran, so that what follows a lock counts
+    every job the other workers started while it waited.
+    """
+    # A held job (``held``): enqueued, its message consumed, until a job of its path ends,
+    # the channel is edited or resumed, or the sweeper finds it admissible. A flag of its
+    # own: publishing records ``date_enqueued`` after a worker may already have held it.
+    cr.execute("CREATE INDEX IF NOT EXISTS celery_job_channel_unended ON celery_job"
+               " (channel_id, state, id) WHERE channel_id IS NOT NULL"
+               " AND state IN ('waiting', 'pending', 'enqueued', 'started', 'failed')")
+    # The rate limit's clock, apart from the channel rows managers edit.
+    cr.execute("CREATE TABLE IF NOT EXISTS celery_job_channel_clock"
+               " (channel_id integer PRIMARY KEY, next_start_at timestamp NOT NULL)")
+    path = _IN_PATH % {"a": "a", "c": "c"}
+    limited = _LIMITED % {"a": "a"}
+    cr.execute("""
+        CREATE OR REPLACE FUNCTION celery_job_channel_lock(channels integer[]) RETURNS void AS $$
+        -- The locks of the limited channels on the paths of channels, in name order (one
+        -- order for every caller: no deadlock), held until the transaction ends.
+        DECLARE channel record;
+        BEGIN
+            FOR channel IN SELECT DISTINCT a.id, a.name FROM celery_job_channel c
+                    JOIN celery_job_channel a ON """ + path + """
+                    WHERE c.id = ANY(channels) AND """ + limited + """ ORDER BY a.name LOOP
+                PERFORM pg_advisory_xact_lock(%(lock)s, channel.id);
+            END LOOP;
+        END $$ LANGUAGE plpgsql;
+
+        CREATE OR REPLACE FUNCTION celery_job_channel_refusal(job integer, OUT refusal text,
+                                                              OUT wait float) AS $$
+        -- Why the job may not start now (refusal NULL: it may), and for a rate limit the
+        -- seconds until it may; the job itself is not counted.
+        DECLARE
+            channel record;
+            busy integer;
+        BEGIN
+            FOR channel IN SELECT a.id, a.name, a.capacity, a.sequential, a.rate_limit, a.paused,
+                    extract(epoch from k.next_start_at - (clock_timestamp() at time zone 'UTC'))
+                        AS wait
+                    FROM celery_job j JOIN celery_job_channel c ON c.id = j.channel_id
+                    JOIN celery_job_channel a ON """ + path + """
+                    LEFT JOIN celery_job_channel_clock k ON k.channel_id = a.id
+                    WHERE j.id = job ORDER BY a.name LOOP
+                IF channel.paused THEN
+                    refusal := format('channel %%s is paused', channel.name);
+                    RETURN;
+                END IF;
+                IF channel.capacity > 0 OR channel.sequential THEN
+                    SELECT count(*) INTO busy FROM celery_job s
+                        JOIN celery_job_channel c ON c.id = s.channel_id
+                        WHERE s.state = 'started' AND s.id <> job AND """ + (
+        _IN_PATH % {"a": "channel", "c": "c"}) + """;
+                    IF channel.capacity > 0 AND busy >= channel.capacity THEN
+                        refusal := format('channel %%s runs %%s jobs, its capacity', channel.name,
+                                          busy);
+                        RETURN;
+                    END IF;
+                END IF;
+                IF channel.sequential AND (busy > 0 OR EXISTS (SELECT 1 FROM celery_job o
+                        JOIN celery_job_channel c ON c.id = o.channel_id WHERE o.id < job
+                        AND o.state IN ('waiting', 'pending', 'enqueued', 'started', 'failed')
+                        AND """ + (_IN_PATH % {"a": "channel", "c": "c"}) + """)) THEN
+                    refusal := format('channel %%s is sequential and an older job of it has'
+                                      ' not ended', channel.name);
+                    RETURN;
+                END IF;
+                IF channel.rate_limit > 0 AND channel.wait > 0 THEN
+                    refusal := format('channel %%s starts %%s jobs a second at most',
+                                      channel.name, channel.rate_limit);
+                    wait := channel.wait;
+                    RETURN;
+                END IF;
+            END LOOP;
+        END $$ LANGUAGE plpgsql;
+
+        CREATE OR REPLACE FUNCTION celery_job_channel_take(job integer) RETURNS boolean AS $$
+        -- Whether the job may start now, under the locks of its channel's path, held until
+        -- the transaction ends: the caller marks it started in that transaction (a claim's
+        -- UPDATE calls it in its condition). A start advances its path's rate clocks.
+        DECLARE channel integer;
+        BEGIN
+            SELECT j.channel_id INTO channel FROM celery_job j WHERE j.id = job;
+            PERFORM celery_job_channel_lock(ARRAY[channel]);
+            IF (celery_job_channel_refusal(job)).refusal IS NOT NULL THEN
+                RETURN false;
+            END IF;
+            INSERT INTO celery_job_channel_clock (channel_id, next_start_at)
+                SELECT a.id, greatest(clock_timestamp() at time zone 'UTC',
+                                      coalesce(k.next_start_at, '-infinity'))
+                    + make_interval(secs => 1.0 / a.rate_limit)
+                FROM celery_job_channel c JOIN celery_job_channel a ON """ + path + """
+                LEFT JOIN celery_job_channel_clock k ON k.channel_id = a.id
+                WHERE c.id = channel AND a.rate_limit > 0
+                ON CONFLICT (channel_id) DO UPDATE SET next_start_at = EXCLUDED.next_start_at;
+            RETURN true;
+        END $$ LANGUAGE plpgsql;
+
+        CREATE OR REPLACE FUNCTION celery_job_channel_admit(job integer, OUT refusal text,
+                                                            OUT wait float) AS $$
+        -- Start the job (marked started: counted from now on) or hold it (its message is
+        -- consumed) in one transaction, under the locks of its channel's path; a job
+        -- refused by a rate limit is neither: the caller publishes it again for later.
+        DECLARE state text;
+        BEGIN
+            SELECT j.state INTO state FROM celery_job j WHERE j.id = job FOR UPDATE;
+            IF state IS NULL OR state NOT IN ('pending', 'enqueued') THEN
+                refusal := format('it is %%s', coalesce(state, 'deleted'));
+                RETURN;
+            END IF;
+            IF celery_job_channel_take(job) THEN
+                UPDATE celery_job SET state = 'started', held = false, date_started = %(now)s
+                    WHERE id = job;
+                RETURN;
+            END IF;
+            SELECT r.refusal, r.wait INTO refusal, wait FROM celery_job_channel_refusal(job) r;
+            IF wait IS NULL THEN
+                UPDATE celery_job SET state = 'enqueued', held = true WHERE id = job;
+            END IF;
+        END $$ LANGUAGE plpgsql;
+
+        CREATE OR REPLACE FUNCTION celery_job_channel_release(channels integer[],
+                how_many integer, whole boolean)
+            RETURNS TABLE (job_id integer, job_uuid varchar, job_queue varchar,
+                           job_priority integer, job_eta timestamp, task_id varchar) AS $$
+        -- Make pending (to publish) up to how_many held jobs that may start now, or once a
+        -- rate limit lets them (their claim puts them off until then): of the
+        -- subtrees of channels (whole), or of the topmost limited channel on each of their
+        -- paths (a job of theirs ended). Locks as an admission does, so that a job held
+        -- meanwhile is seen here, or its admission sees the slot this frees.
+        BEGIN
+            PERFORM celery_job_channel_lock(channels);
+            RETURN QUERY WITH scope AS (
+                    SELECT c.name FROM celery_job_channel c WHERE whole AND c.id = ANY(channels)
+                    UNION (SELECT DISTINCT ON (c.id) a.name FROM celery_job_channel c
+                    JOIN celery_job_channel a ON """ + path + """
+                    WHERE NOT whole AND c.id = ANY(channels) AND """ + limited + """
+                    ORDER BY c.id, a.name)),
+                candidates AS (SELECT h.id FROM celery_job h
+                    JOIN celery_job_channel c ON c.id = h.channel_id
+                    JOIN scope a ON """ + path + """
+                    WHERE h.state = 'enqueued' AND h.held AND h.channel_id IS NOT NULL
+                    AND (h.eta IS NULL OR h.eta <= %(now)s)
+                    ORDER BY h.priority, h.id),
+                admissible AS (SELECT h.id FROM candidates h,
+                    LATERAL celery_job_channel_refusal(h.id) r
+                    WHERE r.refusal IS NULL OR r.wait IS NOT NULL LIMIT how_many)
+                UPDATE celery_job j SET state = 'pending', held = false, write_date = %(now)s,
+                    celery_task_id = md5(random()::text || j.id::text)
+                FROM (SELECT id FROM celery_job WHERE id IN (SELECT id FROM admissible)
+                      FOR UPDATE SKIP LOCKED) held
+                WHERE j.id = held.id AND j.state = 'enqueued' AND j.held
+                RETURNING j.id, j.uuid, j.queue, j.priority, j.eta, j.celery_task_id;
+        END $$ LANGUAGE plpgsql;
+    """, {"lock": CHANNEL_LOCK, "now": psycopg2.extensions.AsIs(NOW)})
+
+
+def channel(cr, name):
+    """(id, queue) of the channel named ``name``, or None."""
+    cr.execute("SELECT id, queue FROM celery_job_channel WHERE name = %s", (name,))
+    return cr.fetchone()
+
+
+def function_defaults(cr, model_name, method_name):
+    """The defaults the job function of ``model_name.method_name`` sets, by enqueue's option
+    names (``channel`` is a name); the function is created when missing, whoever enqueues."""
+    cr.execute("SELECT c.name, f.priority, f.max_retries, f.time_limit FROM celery_job_function f"
+               " LEFT JOIN celery_job_channel c ON c.id = f.channel_id"
+               " WHERE f.model_name = %s AND f.method_name = %s", (model_name, method_name))
+    row = cr.fetchone()
+    if row is None:
+        cr.execute("INSERT INTO celery_job_function (name, model_name, method_name, max_retries,"
+                   " time_limit, create_uid, write_uid, create_date, write_date)"
+                   " VALUES (%s, %s, %s, -1, 0, %s, %s, " + NOW + ", " + NOW + ")"
+                   " ON CONFLICT (model_name, method_name) DO NOTHING",
+                   ("%s.%s" % (model_name, method_name), model_name, method_name,
+                    SUPERUSER_ID, SUPERUSER_ID))
+        return {}
+    channel_name, priority, max_retries, time_limit = row
+    return {name: value for name, value in (
+        ("channel", channel_name), ("priority", int(priority) if priority else None),
+        ("max_retries", max_retries if max_retries >= 0 else None),
+        ("time_limit", time_limit or None)) if value is not None}
+
+
+def admit(cr, job_id):
+    """Start the job in its channel's path, or hold it: ``(refusal, seconds to wait)``,
+    ``(None, None)`` once it is started. ``cr`` is in autocommit mode (the admission is
+    one statement's transaction)."""
+    cr.execute("SELECT refusal, wait FROM celery_job_channel_admit(%s)", (job_id,))
+    return cr.fetchone()
+
+
+def release_held(cr, channel_ids, how_many=RELEASE_MAX, whole=False):
+    """Make pending up to ``how_many`` held jobs that may start now (see
+    ``celery_job_channel_release``); their Dispatches, to publish once ``cr`` commits."""
+    cr.execute("SELECT * FROM celery_job_channel_release(%s, %s, %s)",
+               (list(channel_ids), how_many, whole))
+    return [_dispatch(row) for row in cr.fetchall()]
 
 
 # ---------------------------------------------------------------------- enqueue and publish
@@ -219,11 +438,14 @@ def _mark_started(extra_assignments, condition):
     """The UPDATE that marks a job started by a worker (parameters: hostname, pid, then
     those of ``extra_assignments`` and ``condition``), returning ``CLAIMED_COLUMNS``."""
     return ("UPDATE celery_job j SET state = 'started', date_started = " + NOW + ","
-            " worker_hostname = %s, worker_pid = %s, date_done = NULL" + extra_assignments +
-            " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-2]) +
+            " worker_hostname = %s, worker_pid = %s, date_done = NULL, held = false"
+            + extra_assignments +
+            " WHERE " + condition + " RETURNING " + ", ".join(CLAIMED_COLUMNS[:-3]) +
+            ", (SELECT retry_pattern FROM celery_job_function f WHERE f.model_name = j.model_name"
+            " AND f.method_name = j.method_name)" +
             # The superuser runs jobs even where it is an archived technical user (Odoo 18).
             ", (SELECT active OR id = %d FROM res_users WHERE id = j.user_id)," % SUPERUSER_ID +
-            " j.batch_id IS NOT NULL"
+            " j.batch_id IS NOT NULL OR j.channel_id IS NOT NULL"
             " OR EXISTS (SELECT 1 FROM celery_job_dependency WHERE depends_on_id = j.id)")
 
 
@@ -232,7 +454,8 @@ class ClaimedJob:
 
     ``early_by``: seconds before its eta (a message Celery's timer handed over a little
     early); the runner waits that long before running it. ``ends_others``: its end counts
-    off rows that other jobs' ends update too (its batch, the jobs waiting for it).
+    off rows that other jobs' ends update too (its batch, the jobs waiting for it, the jobs
+    its channel holds).
     """
 
     __slots__ = ("id", "uuid", "early_by") + CLAIMED_COLUMNS
@@ -264,9 +487,14 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     # may predate the commit of a worker that ran the job meanwhile and then let go of the
     # lock; PostgreSQL then checks the condition again on the row as that worker left it
     # (READ COMMITTED), and the CASE takes the lock only on a row that still waits.
+    # A job in a channel starts if its path admits it now (``celery_job_channel_take``, in
+    # this statement's transaction); one it refuses is held by ``_claim_unusual``.
     cr.execute(_mark_started("", "uuid = %s AND CASE WHEN celery_task_id = %s"
-                                 " AND state IN ('pending', 'enqueued') AND (eta IS NULL OR eta <= "
-                                 + NOW + ") THEN pg_try_advisory_lock(%s, id) ELSE false END")
+                                 " AND state IN ('pending', 'enqueued')"
+                                 " AND (eta IS NULL OR eta <= " + NOW + ")"
+                                 " THEN CASE WHEN NOT pg_try_advisory_lock(%s, id) THEN false"
+                                 " WHEN channel_id IS NULL THEN true"
+                                 " ELSE celery_job_channel_take(id) END ELSE false END")
                + ", id", (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
     row = cr.fetchone()
     if row:
@@ -297,10 +525,10 @@ def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
     """``claim`` of a job, locked here (READ COMMITTED: what follows reads it as it is now),
     that is not simply waiting for this message."""
     cr.execute("SELECT state, celery_task_id, retry_count, max_retries, queue, priority,"
-               " extract(epoch from eta - " + NOW + ") FROM celery_job WHERE id = %s",
+               " extract(epoch from eta - " + NOW + "), channel_id FROM celery_job WHERE id = %s",
                (job_id,))
-    state, current_task_id, retry_count, max_retries, queue, priority, seconds_to_eta = \
-        cr.fetchone()
+    state, current_task_id, retry_count, max_retries, queue, priority, seconds_to_eta, \
+        channel_id = cr.fetchone()
     seconds_to_eta = float(seconds_to_eta or 0)
     if state not in RUNNABLE:
         return Dropped("it is %s" % state, None, ())
@@ -318,6 +546,15 @@ def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
         retry_count += 1
         _logger.warning("job %s: its worker died mid-run; running it again (retry %d/%d)",
                         job_uuid, retry_count, max_retries)
+    elif channel_id:
+        # A started job keeps the slot it had; any other waits for one.
+        refusal, wait = admit(cr, job_id)
+        if wait:
+            eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=wait)
+            return Dropped("%s; published again for in %.2f s" % (refusal, wait),
+                           Dispatch(job_id, job_uuid, queue, priority, eta, task_id), ())
+        if refusal:
+            return Dropped("%s; held until it may start" % refusal, None, ())
     cr.execute(_mark_started(", retry_count = %s", "id = %s"),
                (hostname, pid, retry_count, job_id))
     return ClaimedJob(job_id, job_uuid, cr.fetchone(), early_by=max(seconds_to_eta, 0.0))
@@ -387,18 +624,19 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
     """
     # Rows locked first, by a statement of their own: the one that ends them then sees every
     # dependent committed meanwhile (an enqueue share-locks its dependencies).
-    cr.execute("SELECT id, state FROM celery_job WHERE id = ANY(%s) AND state IN %s"
+    cr.execute("SELECT id, state, channel_id FROM celery_job WHERE id = ANY(%s) AND state IN %s"
                " ORDER BY id FOR UPDATE", (list(job_ids), tuple(from_states)))
     locked = cr.fetchall()
     if not locked:
         return Ended([], [], [])
-    newly_ended = [job_id for job_id, old_state in locked if old_state not in ENDED]
+    newly_ended = [job_id for job_id, old_state, _channel in locked if old_state not in ENDED]
+    channels = {channel_id for _job, _state, channel_id in locked if channel_id}
     dbname = cr.connection.info.dbname
     job_notice, job_params = odoo_version.job_end_notice(dbname, "notified", "celery.job")
     batch_notice, batch_params = odoo_version.job_end_notice(dbname, "ended_batches",
                                                              "celery.job.batch")
     cr.execute(
-        "WITH ended AS (UPDATE celery_job SET state = %s, " + assignments + ", date_done = "
+        "WITH ended AS (UPDATE celery_job SET state = %s, held = false, " + assignments + ", date_done = "
         + NOW + " WHERE id = ANY(%s) AND state IN %s"
         " RETURNING id, name, state, user_id, batch_id),"
         " " + _RELEASED_SQL + ","
@@ -414,11 +652,15 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
         " SELECT ARRAY(SELECT id FROM ended),"
         "  ARRAY(SELECT channel FROM job_notice UNION ALL SELECT channel FROM batch_notice), "
         + _RELEASED_DISPATCHES,
-        (state,) + tuple(params) + ([job_id for job_id, _state in locked], tuple(from_states),
+        (state,) + tuple(params) + ([row[0] for row in locked], tuple(from_states),
                                     newly_ended, notify_jobs)
         + tuple(job_params) + tuple(batch_params))
-    ids, channels, released = cr.fetchone()
-    return Ended(ids, channels, [_dispatch(row) for row in released or ()])
+    ids, notices, released = cr.fetchone()
+    released = [_dispatch(row) for row in released or ()]
+    if channels:
+        # A slot of their paths freed (or, sequential, the next job's turn came).
+        released += release_held(cr, channels, len(ids))
+    return Ended(ids, notices, released)
 
 
 def _end(cr, job_id, state, from_states, assignments, params):
@@ -473,9 +715,10 @@ def retry_delay(retry_count):
 def mark_retry(cr, job, exc_info, seconds=None):
     """Put a started job back to wait for a retry after ``seconds`` (default: backoff).
 
-    Returns the retry's Dispatch (None when the job had been moved on), for the caller to
-    publish once it has released the job's lock: a retry delivered while the lock is held
-    would be dropped as running elsewhere.
+    Returns the Dispatches of the retry and of a job its channel held that takes its slot
+    (None when the job had been moved on), for the caller to publish once it has released
+    the job's lock: a retry delivered while the lock is held would be dropped as running
+    elsewhere.
     """
     if seconds is None:
         seconds = retry_delay(job.retry_count)
@@ -483,12 +726,14 @@ def mark_retry(cr, job, exc_info, seconds=None):
     task_id = new_task_id()
     cr.execute("UPDATE celery_job SET state = 'enqueued', retry_count = retry_count + 1,"
                " eta = %s, exc_info = %s, celery_task_id = %s, " + _RUN_CLEARED +
-               " WHERE id = %s AND state = 'started' RETURNING id",
+               " WHERE id = %s AND state = 'started' RETURNING channel_id",
                (eta, exc_info, task_id, job.id))
-    if not cr.fetchone():
+    row = cr.fetchone()
+    if not row:
         _logger.warning("job %d: not put back for a retry, it was no longer started", job.id)
         return None
-    return Dispatch(job.id, job.uuid, job.queue, job.priority, eta, task_id)
+    return [Dispatch(job.id, job.uuid, job.queue, job.priority, eta, task_id)] + (
+        release_held(cr, [row[0]], 1) if row[0] else [])
 
 
 # ---------------------------------------------------------------------- by hand (buttons)
@@ -592,7 +837,7 @@ def retry(cr, job_ids, uid, user_name):
     if holders:
         raise IdentityKeyTaken(holders)
     cr.execute(
-        "WITH retried AS (UPDATE celery_job SET retry_count = 0, eta = NULL,"
+        "WITH retried AS (UPDATE celery_job SET retry_count = 0, eta = NULL, held = false,"
         " state = CASE WHEN dependencies_left > 0 THEN 'waiting' ELSE 'pending' END,"
         " celery_task_id = md5(random()::text || id::text), " + _RUN_CLEARED + ","
         " date_enqueued = NULL, write_date = " + NOW + ", write_uid = %s,"
@@ -660,16 +905,18 @@ def sweep(cr, grace, window, republish_after):
             notices += fail(cr, job_id, dead_worker_reason(max_retries))
     cr.execute(
         "UPDATE celery_job SET celery_task_id = md5(random()::text || id::text),"
-        " retry_count = retry_count + (state = 'started')::int, state = 'pending',"
+        " retry_count = retry_count + (state = 'started')::int, state = 'pending', held = false,"
         " dependencies_left = CASE WHEN state = 'waiting' THEN 0 ELSE dependencies_left END"
         " WHERE id = ANY(%(dead)s) AND state = 'started'"
         " OR state = 'waiting' AND NOT EXISTS (SELECT 1 FROM celery_job_dependency d"
         "    JOIN celery_job dependency ON dependency.id = d.depends_on_id"
         "    WHERE d.job_id = celery_job.id AND dependency.state <> 'done')"
         " OR state = 'pending' AND create_date < " + NOW + " - make_interval(secs => %(grace)s)"
-        " OR state = 'enqueued' AND date_enqueued IS NULL"
+        " OR state = 'enqueued' AND date_enqueued IS NULL AND held IS NOT TRUE"
         "    AND (eta IS NULL OR eta < " + NOW + " + make_interval(secs => %(window)s))"
-        " OR state = 'enqueued' AND date_enqueued < " + NOW +
+        " OR state = 'enqueued' AND held AND NOT EXISTS (SELECT 1"
+        "    FROM celery_job_channel_refusal(id) r WHERE r.refusal IS NOT NULL AND r.wait IS NULL)"
+        " OR state = 'enqueued' AND held IS NOT TRUE AND date_enqueued < " + NOW +
         "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + NOW + ")"
         " RETURNING id, uuid, queue, priority, eta, celery_task_id",
         {"dead": [row[0] for row in dead], "grace": grace, "window": window,
@@ -716,6 +963,15 @@ def batch_counts(cr, batch_ids):
     for batch_id, state, count in cr.fetchall():
         counts[batch_id][state] = count
     return counts
+
+
+def channel_counts(cr, channel_ids):
+    """{channel id: (jobs started, jobs held)} of the channels' own jobs, counted now."""
+    cr.execute("SELECT channel_id, count(*) FILTER (WHERE state = 'started'),"
+               " count(*) FILTER (WHERE state = 'enqueued' AND held) FROM celery_job"
+               " WHERE channel_id = ANY(%s) AND state IN ('started', 'enqueued')"
+               " GROUP BY channel_id", (list(channel_ids),))
+    return {row[0]: row[1:] for row in cr.fetchall()}
 
 
 # ---------------------------------------------------------------------- metrics (read only)

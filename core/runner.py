@@ -14,7 +14,7 @@ from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED, ISOLATION_LEVEL_
 import odoo
 
 from .. import odoo_version
-from . import jobstore, worker_process
+from . import job_options, jobstore, worker_process
 from .celeryapp import publish_committed
 from .exceptions import JobStopped, JobTimeLimitExceeded, RetryableJobError
 from .execution import encode_result, job_call
@@ -78,7 +78,7 @@ def run_job(dbname, job_uuid, task_id, worker_name):
         process.forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
         raise
     if retry:
-        publish_committed(dbname, [retry])
+        publish_committed(dbname, retry)
     registry.signal_changes()
 
 
@@ -90,10 +90,10 @@ def _database_exists(dbname):
 
 
 def _execute(process, cr, control, job, task_id, interruption):
-    """Run the job and record how it ended; return its retry's Dispatch when it is to run
-    again. Everything the job needs is decoded here, so that bad stored data fails the job
-    at once with the real reason. A stop through ``interruption`` cancels it, whatever it
-    raised since (or even if its code went on and returned)."""
+    """Run the job and record how it ended; return its retry's Dispatches when it is to run
+    again (``jobstore.mark_retry``). Everything the job needs is decoded here, so that bad
+    stored data fails the job at once with the real reason. A stop through ``interruption``
+    cancels it, whatever it raised since (or even if its code went on and returned)."""
     started = time.monotonic()
     # A job whose end counts off rows that concurrent ends update (its batch, its waiting
     # dependents) runs at READ COMMITTED: at REPEATABLE READ each such end would fail with a
@@ -148,7 +148,8 @@ def _stopped(process, cr, job, task_id, started):
 
 def _retry_or_fail(process, control, job, error, started):
     if error.ignore_retry or job.retry_count < job.max_retries:
-        return jobstore.mark_retry(control, job, traceback.format_exc(), error.seconds)
+        return jobstore.mark_retry(control, job, traceback.format_exc(),
+                                   _retry_seconds(job, error.seconds))
     _fail(process, control, job, "Retries used up (%d).\n%s"
           % (job.max_retries, traceback.format_exc()), started)
     return None
@@ -157,10 +158,17 @@ def _retry_or_fail(process, control, job, error, started):
 def _failed(process, control, job, error, started):
     if (isinstance(error, psycopg2.Error) and error.pgcode in RETRYABLE_PGCODES
             and job.retry_count < job.max_retries):
-        return jobstore.mark_retry(control, job, traceback.format_exc())
+        return jobstore.mark_retry(control, job, traceback.format_exc(), _retry_seconds(job))
     _logger.info("job %s failed: %s", job.uuid, error)
     _fail(process, control, job, _failure_reason(error, job), started)
     return None
+
+
+def _retry_seconds(job, asked=None):
+    """How long the job waits for its retry: what its code asked, else its function's retry
+    pattern, else (None) the backoff of ``jobstore.mark_retry``."""
+    return asked if asked is not None else job_options.pattern_delay(job.retry_pattern,
+                                                                     job.retry_count)
 
 
 def _fail(process, control, job, reason, started):

@@ -13,7 +13,10 @@
         "security/ir.model.access.csv",
         "data/ir_cron.xml",
         "data/ir_config_parameter.xml",
+        "data/celery_job_channel.xml",
         "views/celery_job_views.xml",
+        "views/celery_job_channel_views.xml",
+        "views/celery_job_function_views.xml",
         "views/ir_cron_views.xml",
     ],
     "assets": {

@@ -133,6 +133,11 @@ def session_has_group(request, group):
     return bool(uid) and request.env(user=uid).user.has_group(group)
 
 
+def check_read(records):
+    """Raise AccessError unless the environment's user may read ``records``."""
+    records.check_access("read")
+
+
 # Spelled differently on each version, for the code and the tests both versions share.
 LIST_VIEW = "list"
 ADMIN_XMLID = "base.user_admin"

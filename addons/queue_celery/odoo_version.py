@@ -124,6 +124,12 @@ def session_has_group(request, group):
     return request.env(user=session.uid)["res.users"].has_group(group)
 
 
+def check_read(records):
+    """Raise AccessError unless the environment's user may read ``records``."""
+    records.check_access_rights("read")
+    records.check_access_rule("read")
+
+
 # Spelled differently on each version, for the code and the tests both versions share.
 LIST_VIEW = "tree"
 ADMIN_XMLID = "base.user_root"

@@ -37,20 +37,22 @@ class DelayableCall(DelayedCall):
 class Base(models.AbstractModel):
     _inherit = "base"
 
-    def with_delay(self, queue="default", priority=None, eta=None, countdown=None,
-                   max_retries=None, description=None, identity_key=None, time_limit=None):
+    def with_delay(self, queue=None, priority=None, eta=None, countdown=None,
+                   max_retries=None, description=None, identity_key=None, time_limit=None,
+                   channel=None):
         """Defer the next method call on these records to a job; it returns the job.
 
-        ``records.with_delay(queue="high").method(*args, **kwargs)``. The options are
-        ``celery.job.enqueue``'s. Private methods may be deferred this way.
+        ``records.with_delay(channel="root.imports").method(*args, **kwargs)``. The options
+        are ``celery.job.enqueue``'s. Private methods may be deferred this way.
         """
         return DelayedCall(self, dict(queue=queue, priority=priority, eta=eta,
                                       countdown=countdown, max_retries=max_retries,
                                       description=description, identity_key=identity_key,
-                                      time_limit=time_limit))
+                                      time_limit=time_limit, channel=channel))
 
-    def delayable(self, queue="default", priority=None, eta=None, countdown=None,
-                  max_retries=None, description=None, identity_key=None, time_limit=None):
+    def delayable(self, queue=None, priority=None, eta=None, countdown=None,
+                  max_retries=None, description=None, identity_key=None, time_limit=None,
+                  channel=None):
         """The next method call on these records, not yet enqueued: a Delayable, for
         ``chain`` and ``group`` (``from odoo.addons.queue_celery import chain, group``).
 
@@ -60,4 +62,4 @@ class Base(models.AbstractModel):
         return DelayableCall(self, dict(queue=queue, priority=priority, eta=eta,
                                         countdown=countdown, max_retries=max_retries,
                                         description=description, identity_key=identity_key,
-                                        time_limit=time_limit))
+                                        time_limit=time_limit, channel=channel))

@@ -1,9 +1,11 @@
 """The job record as the ORM and the screens see it, alike on every Odoo version; each
 version's addon adds its methods. Every change of state goes through the job store
 (``core/jobstore.py``)."""
+import json
 import logging
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 from ... import odoo_version
 from .. import jobstore, settings
@@ -43,6 +45,11 @@ class CeleryJob(models.Model):
     user_id = fields.Many2one("res.users", required=True, readonly=True, index=True,
                               ondelete="cascade")
     company_id = fields.Many2one("res.company", readonly=True, index=True)
+    channel_id = fields.Many2one("celery.job.channel", "Channel", readonly=True, index=True,
+                                 ondelete="restrict",
+                                 help="Its limits and its parents' decide when it starts")
+    held = fields.Boolean("Held by its channel", readonly=True,
+                          help="Enqueued, waiting for its turn in its channel's path")
     queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
                              required=True, default="default", readonly=True, index=True)
     priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,
@@ -83,6 +90,36 @@ class CeleryJob(models.Model):
          "A job's priority is between 0 and %d." % MAX_PRIORITY),
         ("max_retries_positive", "check(max_retries >= 0)", "max_retries cannot be negative."),
     ]
+
+    def button_related(self):
+        """Open what the job worked on, as the user who asks reads it: the action its job
+        function's related action returns, or its records (a list when several). Refused
+        (AccessError) for a job or records the user may not read."""
+        self.ensure_one()
+        odoo_version.check_read(self)
+        if self.model_name not in self.env:
+            raise UserError("Model %s is not installed any more." % self.model_name)
+        records = self.env[self.model_name].browse(json.loads(self.record_ids or "[]")).exists()
+        odoo_version.check_read(records)
+        function = self.env["celery.job.function"].sudo().search(
+            [("model_name", "=", self.model_name), ("method_name", "=", self.method_name)],
+            limit=1)
+        if function.related_action:
+            action = getattr(records, function.related_action, None)
+            if not callable(action):
+                raise UserError("The related action %s of %s is not a method of its model."
+                                % (function.related_action, function.name))
+            return action()
+        if not records:
+            raise UserError("This job worked on no record, or they were deleted since.")
+        if len(records) == 1:
+            return {"type": "ir.actions.act_window", "res_model": records._name,
+                    "name": records.display_name, "res_id": records.id, "view_mode": "form",
+                    "views": [(False, "form")]}
+        return {"type": "ir.actions.act_window", "res_model": records._name,
+                "name": self.name, "domain": [("id", "in", records.ids)],
+                "view_mode": "%s,form" % odoo_version.LIST_VIEW,
+                "views": [(False, odoo_version.LIST_VIEW), (False, "form")]}
 
     def _compute_progress(self):
         rows = jobstore.progress(self.env.cr, self.ids) if self.ids else {}

@@ -142,3 +142,22 @@ class TestJobScreens(common.TransactionCase):
         for view_type in (odoo_version.LIST_VIEW, "form", "search"):
             odoo_version.view_arch(batches, view_type)
         self.assertIn("progress", form)
+
+    def test_the_job_screens_show_its_channel_and_managers_see_channels_and_functions(self):
+        Jobs = odoo_version.as_user(self.env["celery.job"], self.user)
+        for view_type in (odoo_version.LIST_VIEW, "form", "search"):
+            self.assertIn('name="channel_id"', odoo_version.view_arch(Jobs, view_type))
+        self.assertIn('name="group_channel"', odoo_version.view_arch(Jobs, "search"))
+        self.assertIn('name="button_related"', odoo_version.view_arch(Jobs, "form"))
+        for model in ("celery.job.channel", "celery.job.function"):
+            records = odoo_version.as_user(self.env[model], self.manager)
+            for view_type in (odoo_version.LIST_VIEW, "form", "search"):
+                odoo_version.view_arch(records, view_type)
+        channel_form = odoo_version.view_arch(
+            odoo_version.as_user(self.env["celery.job.channel"], self.manager), "form")
+        self.assertIn('name="button_pause"', channel_form)
+        self.assertIn('name="button_resume"', channel_form)
+        in_settings = {self.env.ref("queue_celery.menu_celery_job_channel").id,
+                       self.env.ref("queue_celery.menu_celery_job_function").id}
+        menus = odoo_version.as_user(self.env["ir.ui.menu"], self.manager)
+        self.assertLessEqual(in_settings, set(menus._visible_menu_ids()))

@@ -7,7 +7,7 @@ from odoo.addons.queue_celery.core import jobstore
 ROW = {"name": "dependency test", "model_name": "res.partner", "method_name": "search_count",
        "record_ids": "[]", "args": "[[]]", "kwargs": "{}", "context": "{}", "user_id": 1,
        "company_id": 1, "queue": "default", "priority": 5, "eta": None, "max_retries": 5,
-       "identity_key": None, "time_limit": 0}
+       "identity_key": None, "time_limit": 0, "channel_id": None}
 
 
 def insert(cr, depends_on=(), batch_id=None):

@@ -26,7 +26,7 @@ def insert(cr, **values):
     row = {"name": "store test", "model_name": "res.partner", "method_name": "search_count",
            "record_ids": "[]", "args": "[[]]", "kwargs": "{}", "context": "{}", "user_id": 1,
            "company_id": 1, "queue": "default", "priority": 5, "eta": None, "max_retries": 5,
-           "identity_key": None, "time_limit": 0}
+           "identity_key": None, "time_limit": 0, "channel_id": None}
     row.update(values)
     return jobstore.insert(cr, row, 1)
 
@@ -162,7 +162,7 @@ def test_transitions_refuse_jobs_not_in_their_states(store):
 def test_a_retry_waits_with_a_new_task_id_and_a_history_line(store):
     job_id, dispatch = insert(store)
     claimed = jobstore.claim(store, dispatch.uuid, dispatch.task_id, HOST, PID)
-    retry = jobstore.mark_retry(store, claimed, "Traceback\nValueError: again", seconds=30)
+    [retry] = jobstore.mark_retry(store, claimed, "Traceback\nValueError: again", seconds=30)
     assert retry.task_id != dispatch.task_id and retry.eta > datetime.datetime.utcnow()
     store.execute("SELECT state, retry_count, retry_history FROM celery_job WHERE id = %s",
                   (job_id,))

@@ -5,6 +5,7 @@ import logging
 from odoo import SUPERUSER_ID, _, api, models
 from odoo.exceptions import AccessError, UserError
 
+from .. import odoo_version
 from ..core import encoding, job_options, jobstore, worker_process
 from ..core.celeryapp import publish_after_commit
 from ..core.models.celery_job import MANAGER_GROUP, USER_GROUP
@@ -23,15 +24,16 @@ class CeleryJob(models.Model):
 
     @api.model
     @api.returns("self", lambda job: job.id)
-    def enqueue(self, target, method_name, args=(), kwargs=None, queue="default", priority=None,
+    def enqueue(self, target, method_name, args=(), kwargs=None, queue=None, priority=None,
                 eta=None, countdown=None, max_retries=None, description=None, identity_key=None,
-                record_ids=None, time_limit=None, depends_on=None):
+                record_ids=None, time_limit=None, depends_on=None, channel=None):
         """Run ``target.method_name(*args, **kwargs)`` in the background; return the job.
 
         :param target: a recordset, or a model name (then give ``record_ids``, as RPC does)
         :param method_name: a public method of the target's model (Odoo's rule for what may
             be called over RPC)
-        :param queue: ``default``, ``high`` or ``low``
+        :param queue: ``default``, ``high`` or ``low`` (default: the channel's queue, or
+            ``default``)
         :param priority: 0 (first) to 9 (last) within the queue, where the broker supports it
         :param eta: do not start before this datetime (naive: UTC; or an ISO 8601 string);
             ``countdown``: before so many seconds
@@ -43,6 +45,8 @@ class CeleryJob(models.Model):
             ``celery_job_time_limit``)
         :param depends_on: ids of jobs the caller may read: the job waits (``waiting``)
             until every one of them is done
+        :param channel: the name of a channel (``root.imports``): the job starts within its
+            limits and its parents' (capacity, sequential, rate limit, paused)
         """
         if isinstance(method_name, str):
             models.check_method_name(method_name)
@@ -54,22 +58,19 @@ class CeleryJob(models.Model):
                              priority=priority, eta=eta, countdown=countdown,
                              max_retries=max_retries, description=description,
                              identity_key=identity_key, time_limit=time_limit,
-                             depends_on=depends_on)
+                             depends_on=depends_on, channel=channel)
 
     @api.model
-    def _enqueue(self, model_name, record_ids, method_name, args=(), kwargs=None, queue="default",
+    def _enqueue(self, model_name, record_ids, method_name, args=(), kwargs=None, queue=None,
                  priority=None, eta=None, countdown=None, max_retries=None, description=None,
-                 identity_key=None, time_limit=None, depends_on=None, batch_id=None):
+                 identity_key=None, time_limit=None, depends_on=None, batch_id=None,
+                 channel=None):
         """``enqueue`` without the public-method rule: private methods are allowed here."""
         if not (self.env.uid == SUPERUSER_ID or self.env.user.has_group(USER_GROUP)):
             raise AccessError(_("Only internal users may enqueue jobs."))
         try:
             record_ids, args, kwargs = job_options.check_call(model_name, method_name,
                                                               record_ids, args, kwargs)
-            options = job_options.check_options(queue, priority, max_retries, time_limit,
-                                                identity_key, description)
-            eta = job_options.eta_from(eta, countdown)
-            depends_on = job_options.check_depends_on(depends_on)
         except job_options.JobOptionError as error:
             raise UserError(str(error)) from None
         if model_name not in self.env:
@@ -79,6 +80,18 @@ class CeleryJob(models.Model):
             raise UserError(_("Model %(model)s has no method %(method)r.")
                             % {"model": model_name, "method": method_name})
         try:
+            # The method's job function (created by its first job) fills what is not given;
+            # it and the channel are read in SQL.
+            odoo_version.flush(self.env)
+            defaults = job_options.with_function_defaults(self.env.cr, model_name, method_name, {
+                "channel": channel, "priority": priority, "max_retries": max_retries,
+                "time_limit": time_limit})
+            channel_id, queue = job_options.check_channel(self.env.cr, defaults["channel"], queue)
+            options = job_options.check_options(queue, defaults["priority"],
+                                                defaults["max_retries"], defaults["time_limit"],
+                                                identity_key, description)
+            eta = job_options.eta_from(eta, countdown)
+            depends_on = job_options.check_depends_on(depends_on)
             encoded_args, encoded_kwargs, encoded_context = job_options.encode_call(
                 args, kwargs, encoding.carried(self.env.context))
         except job_options.JobOptionError as error:
@@ -100,6 +113,7 @@ class CeleryJob(models.Model):
                 "company_id": self.env.user.company_id.id, "queue": options["queue"],
                 "priority": options["priority"], "eta": eta, "max_retries": options["max_retries"],
                 "identity_key": options["identity_key"], "time_limit": options["time_limit"],
+                "channel_id": channel_id,
             }, self.env.uid, depends_on, batch_id)
         except jobstore.DependencyError as error:
             raise UserError(str(error)) from None

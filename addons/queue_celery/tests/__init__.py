@@ -1,5 +1,7 @@
+from ..core.tests import test_channels
 from ..core.tests import test_dependencies
 from ..core.tests import test_encoding
+from ..core.tests import test_job_functions
 from ..core.tests import test_enqueue
 from ..core.tests import test_ir_cron
 from ..core.tests import test_rpc

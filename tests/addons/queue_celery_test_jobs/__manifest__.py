@@ -4,5 +4,5 @@
     "version": "1.0.0",
     "license": "LGPL-3",
     "depends": ["queue_celery"],
-    "data": ["security/ir.model.access.csv"],
+    "data": ["security/ir.model.access.csv", "data/celery_job_function.xml"],
 }

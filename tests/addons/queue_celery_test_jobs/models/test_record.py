@@ -40,6 +40,17 @@ class JobRecord(models.Model):
             raise RetryableJobError("not yet", seconds=0.2)
         return self.make(marker)
 
+    def related_action_open_marker(self):
+        """The related action of ``make`` jobs: the rows of the job's marker, in a list."""
+        return {"type": "ir.actions.act_window", "res_model": self._name,
+                "name": "Rows", "domain": [("marker", "in", self.mapped("marker"))]}
+
+    @api.model
+    def retry_by_pattern(self, marker):
+        """Ask for a retry after its job function's retry pattern (no seconds given)."""
+        self.create({"marker": marker + "-attempt"})
+        raise RetryableJobError("again")
+
     @api.model
     def make_unless_blocked(self, marker):
         """Fail while a row marked ``blocked-<marker>`` exists; then write one row."""
