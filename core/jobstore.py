@@ -780,8 +780,9 @@ def stop_requested(cr, job_id, task_id):
 def end_stopped(cr, job_id, task_id, trace, exec_time):
     """Cancel the started job whose run ``task_id`` its worker stopped on request, its work
     rolled back, with ``trace`` and "Stopped by <user>." as its traceback, and every job
-    waiting for it (as ``cancel``); an Ended, or None when no stop of this run was
-    requested or the job was no longer started (logged)."""
+    waiting for it (as ``cancel``); an Ended (its ``released``: the jobs its channels held
+    that may start now), or None when no stop of this run was requested or the job was no
+    longer started (logged)."""
     cr.execute("DELETE FROM celery_job_stop s WHERE job_id = %s AND task_id = %s"
                " RETURNING s.user_id, (SELECT p.name FROM res_users u JOIN res_partner p"
                " ON p.id = u.partner_id WHERE u.id = s.user_id)", (job_id, task_id))
@@ -799,7 +800,8 @@ def end_stopped(cr, job_id, task_id, trace, exec_time):
                " ON w.id = d.job_id AND w.state = 'waiting' WHERE d.depends_on_id = %s",
                (job_id,))
     dependents = cancel(cr, [row[0] for row in cr.fetchall()], uid or SUPERUSER_ID)
-    return Ended(ended.ids + dependents.ids, ended.channels + dependents.channels, [])
+    return Ended(ended.ids + dependents.ids, ended.channels + dependents.channels,
+                 ended.released + dependents.released)
 
 
 def set_done(cr, job_ids, uid):

@@ -49,7 +49,7 @@ def run_job(dbname, job_uuid, task_id, worker_name):
                         job_uuid, dbname, exc_info=True)
         return
     control, cr = process.cursors(dbname, registry)
-    retry = None
+    dispatches = None
     try:
         job = jobstore.claim(control, job_uuid, task_id, worker_name, os.getpid())
         for _attempt in range(BUSY_RETRIES):
@@ -71,14 +71,14 @@ def run_job(dbname, job_uuid, task_id, worker_name):
                 time.sleep(job.early_by)  # Celery's timer handed the eta task over early
             interruption = Interruption(cr)
             with process.running(dbname, job.id, task_id, interruption.interrupt):
-                retry = _execute(process, cr, control, job, task_id, interruption)
+                dispatches = _execute(process, cr, control, job, task_id, interruption)
         finally:
             jobstore.release(control, job.id)
     except Exception:
         process.forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
         raise
-    if retry:
-        publish_committed(dbname, retry)
+    if dispatches:
+        publish_committed(dbname, dispatches)
     registry.signal_changes()
 
 
@@ -90,10 +90,11 @@ def _database_exists(dbname):
 
 
 def _execute(process, cr, control, job, task_id, interruption):
-    """Run the job and record how it ended; return its retry's Dispatches when it is to run
-    again (``jobstore.mark_retry``). Everything the job needs is decoded here, so that bad
-    stored data fails the job at once with the real reason. A stop through ``interruption``
-    cancels it, whatever it raised since (or even if its code went on and returned)."""
+    """Run the job and record how it ended; return the Dispatches to publish once its lock
+    is let go: its retry's (``jobstore.mark_retry``), or the jobs its channels held that a
+    stop let start. Everything the job needs is decoded here, so that bad stored data fails
+    the job at once with the real reason. A stop through ``interruption`` cancels it,
+    whatever it raised since (or even if its code went on and returned)."""
     started = time.monotonic()
     # A job whose end counts off rows that concurrent ends update (its batch, its waiting
     # dependents) runs at READ COMMITTED: at REPEATABLE READ each such end would fail with a
@@ -126,7 +127,7 @@ def _execute(process, cr, control, job, task_id, interruption):
     except Exception as error:
         cr.rollback()
         if isinstance(interruption.reason, JobStopped):
-            _stopped(process, cr, job, task_id, started)
+            return _stopped(process, cr, job, task_id, started)
         elif isinstance(error, RetryableJobError):
             return _retry_or_fail(process, control, job, error, started)
         else:
@@ -137,13 +138,16 @@ def _execute(process, cr, control, job, task_id, interruption):
 
 
 def _stopped(process, cr, job, task_id, started):
-    """End the job cancelled, with what waits for it, in a transaction of the job cursor."""
+    """End the job cancelled, with what waits for it, in a transaction of the job cursor;
+    the Dispatches of the jobs its channels held that may start now."""
     ended = jobstore.end_stopped(cr, job.id, task_id, traceback.format_exc(),
                                  time.monotonic() - started)
     cr.commit()
     _logger.info("job %s stopped on request", job.uuid)
-    if ended:
-        process.wake_bus(ended.channels)
+    if not ended:
+        return None
+    process.wake_bus(ended.channels)
+    return ended.released
 
 
 def _retry_or_fail(process, control, job, error, started):

@@ -152,3 +152,15 @@ def test_a_held_job_is_released_when_only_a_rate_limit_still_puts_it_off(store):
     assert [dispatch.id for dispatch in released] == [second.id]
     later = claim(store, released[0])
     assert isinstance(later, jobstore.Dropped) and later.republish.eta
+
+
+def test_a_stopped_job_frees_its_channel_slot_for_the_job_held_behind_it(store):
+    capped = channel(store, "root.stoppable", capacity=1)
+    running, waiting = insert(store, capped), insert(store, capped)
+    claimed = claim(store, running)
+    assert isinstance(claimed, jobstore.ClaimedJob)
+    assert isinstance(claim(store, waiting), jobstore.Dropped)
+    assert jobstore.request_stop(store, [running.id], 1)
+    stopped = jobstore.end_stopped(store, running.id, running.task_id, "trace\n", 0.1)
+    assert [dispatch.id for dispatch in stopped.released] == [waiting.id]
+    assert state(store, waiting) == ("pending", False)
