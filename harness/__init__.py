@@ -8,7 +8,8 @@ test and bench modules import it before ``odoo``.
 from harness.odoo_version import ODOO_VERSION
 from harness.site import (QUEUE_PREFIX, ROOT, RUN, addons_path, drop_database, free_port,
                           install_database, start_odoo, use_broker, write_conf)
-from harness.database import FINAL_STATES, connect, count_rows, query, wait_for_jobs
+from harness.database import (FINAL_STATES, connect, count_rows, job_values, query,
+                              wait_for_jobs)
 from harness.processes import (WORKER_KINDS, Client, OdooProcess, Process, Server, Worker,
                                stop_all)
 from harness.brokers import BROKERS, RedisServer, require_port

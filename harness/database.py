@@ -37,3 +37,13 @@ def count_rows(dbname, marker):
     """How many rows of the test jobs addon (tests/addons) carry ``marker``."""
     return query(dbname, "SELECT count(*) FROM queue_celery_test_record WHERE marker = %s",
                  (marker,))[0][0]
+
+
+def job_values(**values):
+    """The columns of a new pending job of the superuser (a count of partners), as the job
+    store's ``insert`` takes them, with ``values`` instead where given."""
+    return dict({"name": "store test", "model_name": "res.partner",
+                 "method_name": "search_count", "record_ids": "[]", "args": "[[]]",
+                 "kwargs": "{}", "context": "{}", "user_id": 1, "company_id": 1,
+                 "queue": "default", "priority": 5, "eta": None, "max_retries": 5,
+                 "identity_key": None, "time_limit": 0, "channel_id": None}, **values)

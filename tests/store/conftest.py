@@ -12,3 +12,10 @@ def cursor(database):
         with conn.cursor() as cr:
             yield cr
         conn.rollback()
+
+
+@pytest.fixture
+def store(cursor):
+    """``cursor`` with no advisory lock left on its connection at the end."""
+    yield cursor
+    cursor.execute("SELECT pg_advisory_unlock_all()")

@@ -4,15 +4,11 @@ import datetime
 
 import pytest
 
+from harness import job_values
 from odoo.addons.queue_celery.core import job_options, jobstore
 
 HOST, PID = "channel-test@host", 4343
 
-
-@pytest.fixture
-def store(cursor):
-    yield cursor
-    cursor.execute("SELECT pg_advisory_unlock_all()")
 
 
 def channel(cr, name, **limits):
@@ -27,11 +23,7 @@ def channel(cr, name, **limits):
 
 def insert(cr, channel_id):
     """A new pending job in the channel; its Dispatch."""
-    return jobstore.insert(cr, {
-        "name": "channel test", "model_name": "res.partner", "method_name": "search_count",
-        "record_ids": "[]", "args": "[[]]", "kwargs": "{}", "context": "{}", "user_id": 1,
-        "company_id": 1, "queue": "default", "priority": 5, "eta": None, "max_retries": 5,
-        "identity_key": None, "time_limit": 0, "channel_id": channel_id}, 1)[1]
+    return jobstore.insert(cr, job_values(name="channel test", channel_id=channel_id), 1)[1]
 
 
 def claim(cr, dispatch):

@@ -2,12 +2,10 @@
 import psycopg2
 import pytest
 
+from harness import job_values
 from odoo.addons.queue_celery.core import jobstore
 
-ROW = {"name": "dependency test", "model_name": "res.partner", "method_name": "search_count",
-       "record_ids": "[]", "args": "[[]]", "kwargs": "{}", "context": "{}", "user_id": 1,
-       "company_id": 1, "queue": "default", "priority": 5, "eta": None, "max_retries": 5,
-       "identity_key": None, "time_limit": 0, "channel_id": None}
+ROW = job_values(name="dependency test")
 
 
 def insert(cr, depends_on=(), batch_id=None):

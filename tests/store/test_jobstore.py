@@ -8,27 +8,16 @@ import time
 import psycopg2
 import pytest
 
-from harness import bus_message
+from harness import bus_message, job_values
 from odoo.addons.queue_celery.core import jobstore
 
 HOST, PID = "store-test@host", 4242
 
 
-@pytest.fixture
-def store(cursor):
-    """``cursor`` with no advisory lock left on its connection at the end."""
-    yield cursor
-    cursor.execute("SELECT pg_advisory_unlock_all()")
-
 
 def insert(cr, **values):
     """A new pending job of the superuser; (id, Dispatch)."""
-    row = {"name": "store test", "model_name": "res.partner", "method_name": "search_count",
-           "record_ids": "[]", "args": "[[]]", "kwargs": "{}", "context": "{}", "user_id": 1,
-           "company_id": 1, "queue": "default", "priority": 5, "eta": None, "max_retries": 5,
-           "identity_key": None, "time_limit": 0, "channel_id": None}
-    row.update(values)
-    return jobstore.insert(cr, row, 1)
+    return jobstore.insert(cr, job_values(**values), 1)
 
 
 def state(cr, job_id):

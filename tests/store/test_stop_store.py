@@ -5,23 +5,14 @@ import select
 import time
 
 import psycopg2
-import pytest
 
+from harness import job_values
 from odoo.addons.queue_celery.core import jobstore
 
-ROW = {"name": "stop test", "model_name": "res.partner", "method_name": "search_count",
-       "record_ids": "[]", "args": "[[]]", "kwargs": "{}", "context": "{}", "user_id": 1,
-       "company_id": 1, "queue": "default", "priority": 5, "eta": None, "max_retries": 5,
-       "identity_key": None, "time_limit": 0}
+ROW = job_values(name="stop test")
 HOST, PID = "stop-test@host", 4343
 RUN_COLUMNS = "date_started, date_done, exec_time, worker_hostname, worker_pid"
 
-
-@pytest.fixture
-def store(cursor):
-    """``cursor`` with no advisory lock left on its connection at the end."""
-    yield cursor
-    cursor.execute("SELECT pg_advisory_unlock_all()")
 
 
 def started(cr, depends_on=()):
@@ -105,7 +96,7 @@ def test_a_stop_asked_of_one_run_stops_no_later_run(store):
     jobstore.request_stop(store, [job_id], 1)
     claimed = jobstore.ClaimedJob(job_id, "", [None] * len(jobstore.CLAIMED_COLUMNS))
     claimed.queue, claimed.priority = "default", 5
-    retry = jobstore.mark_retry(store, claimed, "Traceback\nValueError: again", seconds=0)
+    [retry] = jobstore.mark_retry(store, claimed, "Traceback\nValueError: again", seconds=0)
     assert not jobstore.stop_requested(store, job_id, retry.task_id)
     assert jobstore.end_stopped(store, job_id, retry.task_id, "", 0.2) is None
     assert jobstore.request_stop(store, [job_id], 1) == [], "it is not running"
