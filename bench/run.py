@@ -41,12 +41,12 @@ from harness import ODOO_VERSION, ROOT  # noqa: E402
 # The full run's counts: ~25 minutes on a quiet 2-core machine, most of it queue_job (~60 jobs/s).
 FULL_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
                     light=30, load_rate=100, load_seconds=10, low=5000, high=20,
-                    scale=1000000, rss=10000, batch=5000, versions=2000)
+                    scale=1000000, rss=10000, batch=5000, versions=2000, backlog=2000, layout=2000)
 QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
                     load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300,
-                    batch=200, versions=100)
-MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "rss", "batch",
-                "versions")
+                    batch=200, versions=100, backlog=300, layout=200)
+MEASUREMENTS = ("e2e", "layout", "enqueue", "latency", "priority", "queue_job", "scale", "backlog",
+                "rss", "batch", "versions")
 
 
 def main():
@@ -104,6 +104,8 @@ def main():
             ensure_database(DB_QJ, "queue_job_bench", options.reuse_db)
         if "e2e" in only:
             results["e2e"] = e2e.measure_e2e(counts, options.runs, brokers, options.profile)
+        if "layout" in only:
+            results["layout"] = e2e.measure_layout(counts, options.runs, brokers)
         if "enqueue" in only:
             results["enqueue"] = enqueue.measure_enqueue(counts, options.runs, wants_qj)
         if "latency" in only:
@@ -114,6 +116,8 @@ def main():
             results["queue_job"] = e2e.measure_queue_job_e2e(counts, options.runs)
         if "scale" in only:
             results["scale"] = scale.measure_scale(counts, options.runs)
+        if "backlog" in only:
+            results["backlog"] = scale.measure_backlog(counts, options.runs)
         if "rss" in only:
             results["rss"] = memory.measure_rss(counts, options.runs)
         if "batch" in only:
