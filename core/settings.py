@@ -23,7 +23,7 @@ OPTIONS = {setting.name: setting for setting in (
             "for Odoo instances sharing a broker"),
     Setting("workers_high", 1, "Celery worker processes the prefork server forks for the "
             "`high` queue"),
-    Setting("workers_default", 1, "the same, `default` queue"),
+    Setting("workers_default", 2, "the same, `default` queue"),
     Setting("workers_low", 1, "the same, `low` queue"),
     Setting("job_time_limit", 3600, "seconds a job may run before it fails (per job: "
             "`time_limit=`)"),
