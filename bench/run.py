@@ -3,8 +3,9 @@
 
 Every figure is the median of ``--runs`` runs (3), measured in this run beside its
 baseline, which runs interleaved with it on the same machine, broker and concurrency.
-A full run writes BENCHMARKS.md at the repository root; ``--quick`` (small counts) writes
-``.run/bench/BENCHMARKS-quick.md`` instead. ``--only NAME`` runs one measurement and
+A full run writes BENCHMARKS.md at the repository root; ``--quick`` (small counts, the
+measurements of QUICK_MEASUREMENTS on Redis and the embedded broker: under 3 minutes)
+writes ``.run/bench/BENCHMARKS-quick.md`` instead. ``--only NAME`` runs one measurement and
 merges it into the last full results (.run/bench/results.json). ``--versions 11,18`` adds
 the end-to-end figures of each Odoo version beside bare Celery (e2e.measure_versions); with
 ``--only versions``, only that section of BENCHMARKS.md is rewritten.
@@ -47,6 +48,9 @@ QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enque
                     batch=200, versions=100, backlog=300, layout=200)
 MEASUREMENTS = ("e2e", "layout", "enqueue", "latency", "priority", "queue_job", "scale", "backlog",
                 "rss", "batch", "versions")
+# What --quick measures without --only, on Redis and the embedded broker (under 3 minutes):
+# the figures of the issue 16 targets.
+QUICK_MEASUREMENTS = ("e2e", "layout", "enqueue", "latency", "backlog")
 
 
 def main():
@@ -55,7 +59,8 @@ def main():
     parser.add_argument("--only", choices=MEASUREMENTS, action="append",
                         help="run only this measurement (repeatable)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median; >= 3)")
-    parser.add_argument("--brokers", default="redis,rabbitmq,embedded")
+    parser.add_argument("--brokers", help="default: redis,rabbitmq,embedded; redis,embedded"
+                                          " with --quick")
     parser.add_argument("--versions", default=str(ODOO_VERSION.major),
                         help="Odoo versions whose end-to-end figures to compare, e.g. 11,18")
     parser.add_argument("--results", type=Path,
@@ -81,8 +86,10 @@ def main():
     with_qj = ODOO_VERSION.major == 11
     # A full run compares versions only when asked to: its own e2e figures are the rest.
     only = options.only or [name for name in MEASUREMENTS if (name != "versions" or len(versions) > 1)
-                            and (name != "queue_job" or with_qj)]
-    brokers = [broker for broker in options.brokers.split(",") if broker]
+                            and (name != "queue_job" or with_qj)
+                            and (name in QUICK_MEASUREMENTS or not options.quick)]
+    brokers = [broker for broker in (options.brokers or (
+        "redis,embedded" if options.quick else "redis,rabbitmq,embedded")).split(",") if broker]
     OUTPUT.mkdir(parents=True, exist_ok=True)
     wants_qj = with_qj and ("queue_job" in only or "enqueue" in only)
     if wants_qj:
