@@ -370,9 +370,17 @@ def write_report(results, path, command):
         "- End-to-end: jobs enqueued 100 per transaction; timed from the first enqueue until"
         " the last job is `done` in the database (polled every 20 ms); bare tasks are published"
         " in one loop and counted as each writes its end time to a file.",
-        "- Enqueue: all jobs in one transaction; the figure includes the commit and publishing"
-        " to Redis; raw INSERTs are psycopg2 `INSERT`s of the same column values; queue_job's"
+        "- `make run`'s layout: `odoo --workers=2 --load=web,queue_celery` with"
+        " `celery_workers_default` 1, then 2 (solo workers, as the prefork server forks them),"
+        " the same jobs and timing as end-to-end; beside as many bare Celery `--pool solo`"
+        " workers.",
+        "- Enqueue: all jobs in one transaction, by `with_delay()` in a loop and by one"
+        " `enqueue_many()`; each figure includes the commit and publishing to Redis; raw"
+        " INSERTs are psycopg2 `INSERT`s of the same column values, one a row; queue_job's"
         " figure is its `with_delay()` plus commit.",
+        "- Backlog: the embedded broker's queue filled with `INSERT ... SELECT generate_series`"
+        " copies of a real message; one kombu consumer takes and acknowledges messages one by"
+        " one; baseline: the same from a queue holding only the messages taken.",
         "- Latency: time just before the enqueuing commit to the job's `date_started`"
         " (PostgreSQL `now()` in the worker's claiming transaction, same clock).",
         "- Priority: %s `low` jobs committed (1,000 per transaction), then %d `high` jobs, one"

@@ -151,7 +151,13 @@ class QoS(virtual.QoS):
     def ack(self, delivery_tag):
         self._execute(_DELETE, {"id": delivery_tag})
         super().ack(delivery_tag)
-        self.channel.connection.wake_up()  # the prefetch window has room again
+        self._wake_up()
+
+    def _wake_up(self):
+        """The prefetch window has room again: the waiting consumer looks at once."""
+        transport = self.channel.connection
+        if transport is not None:  # None once the channel is closed
+            transport.wake_up()
 
     def reject(self, delivery_tag, requeue=False):
         if requeue:
@@ -159,7 +165,7 @@ class QoS(virtual.QoS):
         else:
             self._execute(_DELETE, {"id": delivery_tag})
         super().ack(delivery_tag)  # virtual's reject would publish a copy
-        self.channel.connection.wake_up()
+        self._wake_up()
 
     def restore_unacked(self):
         self._flush()
