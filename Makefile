@@ -44,7 +44,7 @@ space := $(subst ,, )
 comma := ,
 RUN_TESTS := $(PYTHON) scripts/run-tests --odoo=$(subst $(space),$(comma),$(TEST_VERSIONS))
 
-.PHONY: setup run test test-odoo test-faults bench lint clean
+.PHONY: setup run test test-odoo test-faults bench bench-quick lint clean
 
 setup: $(VENV)/.installed node_modules/.installed
 	@scripts/ensure-services $(if $(CI),--brokers)
@@ -101,6 +101,11 @@ test-faults: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed)
 bench: setup
 	$(VENV)/bin/pip install -q -r bench/requirements.txt
 	$(PY) bench/run.py
+
+# The same measurements with small counts, for a first look: .run/bench/BENCHMARKS-quick.md.
+bench-quick: setup
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	$(PY) bench/run.py --quick
 
 # pylint-odoo's Odoo checks, less OCA's publishing rules (author, README.rst); the worker and
 # the crons commit on purpose, each step of a job being a transaction of its own. Both addons

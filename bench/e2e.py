@@ -30,7 +30,7 @@ from bench.rig import (
     use_broker,
     wait_for,
 )
-from harness import ODOO_VERSION, QUEUE_PREFIX, OdooProcess, free_port, query, write_conf
+from harness import ODOO_VERSION, QUEUE_PREFIX, OdooProcess, Server, free_port, query, write_conf
 from harness.odoo_version import PYTHONS
 
 
@@ -74,6 +74,52 @@ def measure_e2e(counts, runs, brokers, profile=False):
             worker.stop()
             bare.stop()
         results[broker] = {"queue_celery": ours, "bare_celery": theirs, "count": count}
+    return results
+
+
+def measure_layout(counts, runs, brokers, layouts=(1, 2)):
+    """``make run``'s own layout: ``odoo --workers=2 --load=web,queue_celery`` forking
+    ``celery_workers_default`` solo workers for the default queue (each of ``layouts``),
+    the same no-op jobs (100 per transaction) timed until the last is done; beside it as
+    many bare Celery solo workers on one queue."""
+    results = {}
+    count = counts["layout"]
+    for broker in brokers:
+        use_broker(broker)
+        done_file = OUTPUT / "bare-done.bin"
+        bare_app = celery.Celery("bare-publisher", broker=broker_url(broker) or embedded_url(),
+                                 set_as_current=False)
+        for processes in layouts:
+            server = Server(DB_QC, broker_url(broker), celery_workers_default=processes)
+            bares = [bare_worker(broker, done_file, "solo", 1, index)
+                     for index in range(processes)]
+            ours, theirs = [], []
+            try:
+                for _run in range(runs):
+                    clear_jobs()
+                    check = jobs_done_check(DB_QC, "celery_job", count)
+                    started = time.time()
+                    enqueue_jobs(DB_QC, "queue.celery.bench", count)
+                    ours.append(count / (wait_for(check, count / 5 + 60) - started))
+
+                    done_file.write_bytes(b"")
+                    started = time.time()
+                    with bare_app.producer_or_acquire() as producer:
+                        for _ in range(count):
+                            bare_app.send_task("bench.noop", queue=QUEUE_PREFIX + "bare",
+                                               producer=producer)
+                    ended = wait_for(lambda done_file=done_file: done_file.stat().st_size
+                                     >= 8 * count, count / 5 + 60)
+                    theirs.append(count / (ended - started))
+                    log("layout %s, %d default worker(s): queue_celery %.0f jobs/s, bare Celery"
+                        " %.0f tasks/s", broker, processes, ours[-1], theirs[-1])
+            finally:
+                server.stop()
+                for bare in bares:
+                    bare.stop()
+            results["%s-%d" % (broker, processes)] = {
+                "queue_celery": ours, "bare_celery": theirs, "count": count,
+                "broker": broker, "processes": processes}
     return results
 
 

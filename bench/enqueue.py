@@ -9,11 +9,14 @@ from harness import query
 
 
 def measure_enqueue(counts, runs, with_queue_job):
-    """Enqueue cost: N jobs in one transaction (commit and publish to Redis included);
-    beside it raw psycopg2 INSERTs of the same rows, and queue_job's with_delay."""
+    """Enqueue cost: N jobs in one transaction (commit and publish to Redis included), by
+    ``with_delay()`` in a loop and by one ``enqueue_many()``; beside them raw psycopg2
+    INSERTs of the same rows, and queue_job's with_delay."""
+    from odoo.addons.queue_celery import enqueue_many
+
     count = counts["enqueue"]
     use_broker("redis")
-    ours, ours_before_commit, raw, theirs = [], [], [], []
+    ours, ours_before_commit, many, raw, theirs = [], [], [], [], []
     columns = None
     for run in range(runs):
         clear_jobs()
@@ -29,6 +32,15 @@ def measure_enqueue(counts, runs, with_queue_job):
         ours_before_commit.append(count / (before_commit - started))
         if columns is None:
             columns, row = _job_row()
+        purge_broker("redis", ("default",))
+        clear_jobs()
+
+        with environment(DB_QC) as env:
+            records = env["queue.celery.bench"]
+            started = time.perf_counter()
+            enqueue_many(records.delayable().noop() for _ in range(count))
+            env.cr.commit()
+            many.append(count / (time.perf_counter() - started))
         purge_broker("redis", ("default",))
         clear_jobs()
 
@@ -55,11 +67,12 @@ def measure_enqueue(counts, runs, with_queue_job):
                 env.cr.commit()
                 theirs.append(counts["qj_enqueue"] / (time.perf_counter() - started))
             query(DB_QJ, "DELETE FROM queue_job")
-        log("enqueue run %d: queue_celery %.0f jobs/s (%.0f before commit), raw INSERT %.0f/s%s",
-            run + 1, ours[-1], ours_before_commit[-1], raw[-1],
+        log("enqueue run %d: queue_celery %.0f jobs/s (%.0f before commit), enqueue_many %.0f"
+            " jobs/s, raw INSERT %.0f/s%s", run + 1, ours[-1], ours_before_commit[-1], many[-1],
+            raw[-1],
             ", queue_job %.0f jobs/s" % theirs[-1] if theirs else "")
     return {"queue_celery": ours, "queue_celery_before_commit": ours_before_commit,
-            "raw_insert": raw, "queue_job": theirs}
+            "enqueue_many": many, "raw_insert": raw, "queue_job": theirs}
 
 
 def _job_row():

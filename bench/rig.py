@@ -126,16 +126,16 @@ def embedded_url():
     return celeryapp.broker_url()
 
 
-def bare_worker(broker, done_file):
-    """A bare Celery worker (bench/bare_app.py), prefork pool of 2 processes."""
+def bare_worker(broker, done_file, pool="prefork", concurrency=2, index=0):
+    """A bare Celery worker (bench/bare_app.py), by default a prefork pool of 2 processes."""
     env = {"BENCH_BROKER": broker_url(broker) or "embedded", "BENCH_QUEUE": QUEUE_PREFIX + "bare",
            "BENCH_DONE": str(done_file)}
     if not broker_url(broker):
         env["BENCH_BROKER_PG"] = embedded_url()
-    process = Process("bare-%s" % broker, [
+    process = Process("bare-%s-%d" % (broker, index), [
         sys.executable, "-m", "celery", "--workdir", str(BENCH), "-A", "bare_app", "worker",
-        "--concurrency", "2", "--pool", "prefork", "-Q", QUEUE_PREFIX + "bare",
-        "--loglevel", "INFO", "-n", "qcbench-bare-%d@%%h" % os.getpid()], env=env)
+        "--concurrency", str(concurrency), "--pool", pool, "-Q", QUEUE_PREFIX + "bare",
+        "--loglevel", "INFO", "-n", "qcbench-bare-%d-%d@%%h" % (os.getpid(), index)], env=env)
     process.wait_for(lambda: " ready." in process.output(), timeout=120)
     return process
 

@@ -3,8 +3,9 @@
 
 Every figure is the median of ``--runs`` runs (3), measured in this run beside its
 baseline, which runs interleaved with it on the same machine, broker and concurrency.
-A full run writes BENCHMARKS.md at the repository root; ``--quick`` (small counts) writes
-``.run/bench/BENCHMARKS-quick.md`` instead. ``--only NAME`` runs one measurement and
+A full run writes BENCHMARKS.md at the repository root; ``--quick`` (small counts, the
+measurements of QUICK_MEASUREMENTS on Redis and the embedded broker: under 3 minutes)
+writes ``.run/bench/BENCHMARKS-quick.md`` instead. ``--only NAME`` runs one measurement and
 merges it into the last full results (.run/bench/results.json). ``--versions 11,18`` adds
 the end-to-end figures of each Odoo version beside bare Celery (e2e.measure_versions); with
 ``--only versions``, only that section of BENCHMARKS.md is rewritten.
@@ -41,12 +42,16 @@ from harness import ODOO_VERSION, ROOT  # noqa: E402
 # The full run's counts: ~25 minutes on a quiet 2-core machine, most of it queue_job (~60 jobs/s).
 FULL_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
                     light=30, load_rate=100, load_seconds=10, low=5000, high=20,
-                    scale=1000000, rss=10000, batch=5000, versions=2000, channel=1000)
+                    scale=1000000, rss=10000, batch=5000, versions=2000, channel=1000, backlog=2000,
+                    layout=2000)
 QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
                     load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300,
-                    batch=200, versions=100, channel=100)
-MEASUREMENTS = ("e2e", "enqueue", "latency", "priority", "queue_job", "scale", "metrics", "rss",
-                "batch", "versions", "channel")
+                    batch=200, versions=100, channel=100, backlog=300, layout=200)
+MEASUREMENTS = ("e2e", "layout", "enqueue", "latency", "priority", "queue_job", "scale", "backlog",
+                "metrics", "rss", "batch", "versions", "channel")
+# What --quick measures without --only, on Redis and the embedded broker (under 3 minutes):
+# the figures of the issue 16 targets.
+QUICK_MEASUREMENTS = ("e2e", "layout", "enqueue", "latency", "backlog")
 
 
 def main():
@@ -55,7 +60,8 @@ def main():
     parser.add_argument("--only", choices=MEASUREMENTS, action="append",
                         help="run only this measurement (repeatable)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median; >= 3)")
-    parser.add_argument("--brokers", default="redis,rabbitmq,embedded")
+    parser.add_argument("--brokers", help="default: redis,rabbitmq,embedded; redis,embedded"
+                                          " with --quick")
     parser.add_argument("--versions", default=str(ODOO_VERSION.major),
                         help="Odoo versions whose end-to-end figures to compare, e.g. 11,18")
     parser.add_argument("--results", type=Path,
@@ -81,8 +87,10 @@ def main():
     with_qj = ODOO_VERSION.major == 11
     # A full run compares versions only when asked to: its own e2e figures are the rest.
     only = options.only or [name for name in MEASUREMENTS if (name != "versions" or len(versions) > 1)
-                            and (name != "queue_job" or with_qj)]
-    brokers = [broker for broker in options.brokers.split(",") if broker]
+                            and (name != "queue_job" or with_qj)
+                            and (name in QUICK_MEASUREMENTS or not options.quick)]
+    brokers = [broker for broker in (options.brokers or (
+        "redis,embedded" if options.quick else "redis,rabbitmq,embedded")).split(",") if broker]
     OUTPUT.mkdir(parents=True, exist_ok=True)
     wants_qj = with_qj and ("queue_job" in only or "enqueue" in only)
     if wants_qj:
@@ -104,6 +112,8 @@ def main():
             ensure_database(DB_QJ, "queue_job_bench", options.reuse_db)
         if "e2e" in only:
             results["e2e"] = e2e.measure_e2e(counts, options.runs, brokers, options.profile)
+        if "layout" in only:
+            results["layout"] = e2e.measure_layout(counts, options.runs, brokers)
         if "enqueue" in only:
             results["enqueue"] = enqueue.measure_enqueue(counts, options.runs, wants_qj)
         if "latency" in only:
@@ -116,6 +126,8 @@ def main():
             results["scale"] = scale.measure_scale(counts, options.runs)
         if "metrics" in only:
             results["metrics"] = metrics.measure_metrics(counts, options.runs)
+        if "backlog" in only:
+            results["backlog"] = scale.measure_backlog(counts, options.runs)
         if "rss" in only:
             results["rss"] = memory.measure_rss(counts, options.runs)
         if "batch" in only:

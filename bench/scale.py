@@ -1,11 +1,13 @@
-"""Scale: the job list and the cleanup cron on a table of many finished jobs."""
+"""Scale: the job list and the cleanup cron on a table of many finished jobs; the embedded
+broker's delivery from a queue of many waiting messages."""
 import contextlib
 import time
 
+import kombu
 import psycopg2
 
-from bench.rig import DB_QC, bench_uid, clear_jobs, environment, log
-from harness import connect, query
+from bench.rig import DB_BROKER, DB_QC, bench_uid, clear_jobs, embedded_url, environment, log
+from harness import QUEUE_PREFIX, connect, query
 from odoo import SUPERUSER_ID
 
 LIST_FIELDS = ["name", "model_name", "method_name", "user_id", "queue", "state", "retry_count",
@@ -91,3 +93,48 @@ def measure_scale(counts, runs):
     return {"page": page, "page_raw": page_raw, "group": group, "group_raw": group_raw,
             "cleanup": cleanup, "cleanup_raw": cleanup_raw, "fill": fill,
             "cleanup_committed": cleanup_committed}
+
+
+def measure_backlog(counts, runs):
+    """The embedded broker's delivery rate (one consumer taking and acknowledging ``backlog``
+    messages) from a queue of ``scale`` waiting messages, beside the same from a queue that
+    holds only the messages taken; and what the table holds after (nothing piles up)."""
+    take, rows = counts["backlog"], counts["scale"]
+    name = QUEUE_PREFIX + "backlog"
+    with kombu.Connection(embedded_url()) as conn, conn.SimpleQueue(name) as queue:
+        queue.put({"job": "a message as kombu writes it"})
+        (queue_id, payload), = query(DB_BROKER, "SELECT queue_id, payload FROM kombu_message"
+                                     " WHERE queue_id = (SELECT id FROM kombu_queue"
+                                     " WHERE name = %s)", (name,))
+
+        def fill(count):
+            query(DB_BROKER, "DELETE FROM kombu_message WHERE queue_id = %s", (queue_id,))
+            query(DB_BROKER, "VACUUM ANALYZE kombu_message")
+            started = time.time()
+            query(DB_BROKER, "INSERT INTO kombu_message (id, queue_id, payload, priority,"
+                             " visible, version) SELECT nextval('message_id_sequence'), %s, %s,"
+                             " 5, true, 1 FROM generate_series(1, %s)", (queue_id, payload, count))
+            query(DB_BROKER, "ANALYZE kombu_message")
+            return time.time() - started
+
+        def drain():
+            started = time.perf_counter()
+            for _ in range(take):
+                queue.get(timeout=30).ack()
+            return take / (time.perf_counter() - started)
+
+        alone, backlog = [], []
+        for _run in range(runs):
+            fill(take)
+            alone.append(drain())
+        filled = fill(rows)
+        for run in range(runs):
+            backlog.append(drain())
+            log("backlog run %d: %.0f messages/s from %d waiting, %.0f/s from %d",
+                run + 1, backlog[-1], rows - run * take, alone[run], take)
+        (left,), = query(DB_BROKER, "SELECT count(*) FROM kombu_message WHERE queue_id = %s",
+                         (queue_id,))
+        query(DB_BROKER, "DELETE FROM kombu_message WHERE queue_id = %s", (queue_id,))
+    query(DB_BROKER, "VACUUM kombu_message")
+    return {"backlog": backlog, "alone": alone, "left": left, "expected_left": rows - runs * take,
+            "fill": filled}

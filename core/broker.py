@@ -8,11 +8,22 @@ reused) until a deadline, the visibility timeout. Acknowledging deletes it; reje
 with requeue, the consumer's channel closing (Celery's warm shutdown), the reserving
 backend's end (its process died) or the deadline passing make it visible again, in its
 place in the queue, as Redis and RabbitMQ give back what a consumer did not acknowledge.
-Empty queues are polled every ``celery_broker_polling_interval``.
+
+A queue's messages are delivered by priority (0 first), then in the order they were put.
+Putting a message, or making one visible again, sends a PostgreSQL NOTIFY on the queue's
+channel; a consumer with nothing to take waits on its LISTEN connection's socket, so it
+wakes as the message commits. It also looks again every ``celery_broker_polling_interval``
+without a notification (one lost with a broken connection, a message put by an earlier
+version), and as soon as one of its own deliveries is acknowledged (its prefetch window
+opens again).
 """
+import contextlib
 import logging
+import os
+import select
+import threading
 import time
-from json import loads
+from json import dumps, loads
 from queue import Empty
 
 import psycopg2
@@ -20,7 +31,7 @@ from kombu.transport import TRANSPORT_ALIASES, sqlalchemy, virtual
 from kombu.utils.encoding import bytes_to_str
 from psycopg2 import sql
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 _logger = logging.getLogger(__name__)
 
@@ -34,18 +45,28 @@ DEFAULT_VISIBILITY_TIMEOUT = 3600
 RESTORE_INTERVAL = 1.0
 
 # The columns and indexes this transport adds to kombu's message table, also to one made
-# by an earlier version; the reserved index is made last: its presence says all is there.
+# by an earlier version; the ordered index is made last: its presence says all is there.
 _UPGRADE = (
     "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS reserved_pid integer,"
     " ADD COLUMN IF NOT EXISTS reserved_start timestamptz,"
-    " ADD COLUMN IF NOT EXISTS reserved_until timestamptz",
-    # What a claim scans: the waiting messages of a queue, in order.
-    "CREATE INDEX IF NOT EXISTS {table}_waiting ON {table} (queue_id, id) WHERE visible",
+    " ADD COLUMN IF NOT EXISTS reserved_until timestamptz,"
+    " ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 0",
     # What the look for lost reservations scans: the delivered, unacknowledged messages.
     "CREATE INDEX IF NOT EXISTS {table}_reserved ON {table} (reserved_until) WHERE NOT visible",
+    # An earlier version's index of the waiting messages, in id order only.
+    "DROP INDEX IF EXISTS {table}_waiting",
+    # What a claim scans: the waiting messages of a queue, in the order they are delivered.
+    "CREATE INDEX IF NOT EXISTS {table}_ordered ON {table} (queue_id, priority, id)"
+    " WHERE visible",
 )
+_SENTINEL_INDEX = "_ordered"
+# kombu's model numbers messages from its sequence, on the client side.
+_PUT = ("WITH put AS (INSERT INTO {table} (id, queue_id, payload, priority, visible, version)"
+        " VALUES (nextval('message_id_sequence'), :queue, :payload, :priority, true, 1)"
+        " RETURNING queue_id)"
+        " SELECT pg_notify(:prefix || queue_id, '') FROM put")
 _FIRST_WAITING = ("SELECT id FROM {table} WHERE queue_id = :queue AND visible"
-                  " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+                  " ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED")
 _RESERVE = ("UPDATE {table} SET visible = false, reserved_pid = pg_backend_pid(),"
             " reserved_start = (SELECT backend_start FROM pg_stat_get_activity(pg_backend_pid())),"
             " reserved_until = now() + make_interval(secs => :timeout)"
@@ -55,10 +76,13 @@ _DELETE = "DELETE FROM {table} WHERE id = :id"
 
 
 def _unreserve(which):
-    """The statement making visible again the reserved messages that ``which`` selects."""
-    return ("UPDATE {table} SET visible = true, reserved_pid = NULL, reserved_start = NULL,"
-            " reserved_until = NULL WHERE id IN (SELECT id FROM {table} m WHERE NOT visible"
-            " AND " + which + " FOR UPDATE SKIP LOCKED)")
+    """The statement making visible again the reserved messages that ``which`` selects, and
+    notifying their queues' consumers."""
+    return ("WITH restored AS (UPDATE {table} SET visible = true, reserved_pid = NULL,"
+            " reserved_start = NULL, reserved_until = NULL WHERE id IN (SELECT id FROM {table} m"
+            " WHERE NOT visible AND " + which + " FOR UPDATE SKIP LOCKED) RETURNING queue_id)"
+            " SELECT pg_notify(:prefix || queue_id, '') FROM (SELECT DISTINCT queue_id"
+            " FROM restored) queues")
 
 
 _RESTORE = _unreserve("id = ANY(:ids)")
@@ -69,23 +93,71 @@ _RESTORE_LOST = _unreserve(
     " AND (a.backend_start = m.reserved_start OR a.backend_start IS NULL)))")
 
 
+class _Statements:
+    """A connection of its own on which each statement commits alone: one round trip a
+    statement, where a pooled session costs a ping, BEGIN and COMMIT more. Threads take
+    turns on it; a connection found broken is replaced once, then the error is raised."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self._connection = None
+        self._lock = threading.Lock()
+
+    def execute(self, statement, params):
+        """Run ``statement`` (formatted with the message table); its rows, if any."""
+        query = text(statement.format(table=self.channel.message_tablename))
+        params = dict(params, prefix=self.channel.notify_prefix)
+        with self._lock:
+            retried = False
+            while True:
+                if self._connection is None:
+                    engine, _session = self.channel._open()
+                    self._connection = engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT")
+                try:
+                    result = self._connection.execute(query, params)
+                    rows = result.fetchall() if result.returns_rows else []
+                    self._connection.commit()
+                    return rows
+                except DBAPIError as error:
+                    self.close()
+                    if retried or not error.connection_invalidated:
+                        raise
+                    retried = True
+
+    def close(self):
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+
 class QoS(virtual.QoS):
     """Delivered messages stay reserved in the table until acknowledged or given back.
 
     Delivery tags are the messages' row ids. Celery acknowledges from its pool's result
-    thread: statements here run on a pooled connection, never on the channel's session.
+    thread: these statements run on a connection of their own, not on the channel's.
     """
 
     _next_restore = 0.0
 
+    def __init__(self, channel, *args, **kwargs):
+        super().__init__(channel, *args, **kwargs)
+        self.statements = _Statements(channel)
+
     def _execute(self, statement, params):
-        engine, _session = self.channel._open()
-        with engine.begin() as conn:
-            conn.execute(text(statement.format(table=self.channel.message_tablename)), params)
+        self.statements.execute(statement, params)
 
     def ack(self, delivery_tag):
         self._execute(_DELETE, {"id": delivery_tag})
         super().ack(delivery_tag)
+        self._wake_up()
+
+    def _wake_up(self):
+        """The prefetch window has room again: the waiting consumer looks at once."""
+        transport = self.channel.connection
+        if transport is not None:  # None once the channel is closed
+            transport.wake_up()
 
     def reject(self, delivery_tag, requeue=False):
         if requeue:
@@ -93,6 +165,7 @@ class QoS(virtual.QoS):
         else:
             self._execute(_DELETE, {"id": delivery_tag})
         super().ack(delivery_tag)  # virtual's reject would publish a copy
+        self._wake_up()
 
     def restore_unacked(self):
         self._flush()
@@ -125,6 +198,11 @@ class Channel(sqlalchemy.Channel):
             "visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT))
         # Queues consumed without acknowledgements: a message taken from them is deleted.
         self._no_ack_queues = set()
+        # A queue's NOTIFY channel is this prefix and its id.
+        self.notify_prefix = self.message_tablename + "_"
+        self._listened = set()  # the NOTIFY channels of the queues consumed
+        self._listener = None   # the psycopg2 connection listening to them, opened lazily
+        self._statements = _Statements(self)  # puts and claims
 
     def _engine_from_config(self):
         conninfo = self.connection.client
@@ -157,11 +235,68 @@ class Channel(sqlalchemy.Channel):
     def basic_consume(self, queue, no_ack, *args, **kwargs):
         if no_ack:
             self._no_ack_queues.add(queue)
+        self._listen(self.notify_prefix + str(self._queue_id(queue)))
         return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     def basic_cancel(self, consumer_tag):
         self._no_ack_queues.discard(self._tag_to_queue.get(consumer_tag))
         return super().basic_cancel(consumer_tag)
+
+    def close(self):
+        self._close_listener()
+        super().close()  # gives back what it holds first
+        self._statements.close()
+        if self._qos is not None:
+            self._qos.statements.close()
+
+    def _listen(self, name):
+        self._listened.add(name)
+        if self._listener is not None:
+            self._send_listen([name])
+
+    def _send_listen(self, names):
+        with self._listener.cursor() as cr:
+            for name in names:
+                cr.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
+
+    def listener_fileno(self):
+        """The socket of this channel's LISTEN connection, opened when missing; None when
+        it consumes nothing or PostgreSQL cannot be reached (its consumer then polls)."""
+        if not self._listened:
+            return None
+        if self._listener is None:
+            engine, _session = self._open()
+            try:
+                args, kwargs = engine.dialect.create_connect_args(engine.url)
+                self._listener = engine.dialect.connect(*args, **kwargs)
+                self._listener.autocommit = True
+                self._send_listen(self._listened)
+            except psycopg2.Error:
+                _logger.warning("cannot listen to the embedded broker, polling",
+                                exc_info=True)
+                self._close_listener()
+                return None
+        return self._listener.fileno()
+
+    def consume_notifications(self):
+        """Read what woke this channel's listener: the next wait waits for new ones."""
+        try:
+            self._listener.poll()
+            self._listener.notifies.clear()
+        except psycopg2.Error:
+            _logger.warning("the embedded broker's LISTEN connection broke", exc_info=True)
+            self._close_listener()
+
+    def _close_listener(self):
+        if self._listener is not None:
+            with contextlib.suppress(psycopg2.Error):
+                self._listener.close()
+            self._listener = None
+
+    def _put(self, queue, message, **kwargs):
+        self._statements.execute(_PUT, {
+            "queue": self._queue_id(queue), "payload": dumps(message),
+            "priority": message["properties"].get("priority") or 0})
 
     def basic_get(self, queue, no_ack=False, **kwargs):
         if not no_ack:
@@ -176,22 +311,73 @@ class Channel(sqlalchemy.Channel):
         return self._claim(queue, _TAKE if queue in self._no_ack_queues else _RESERVE)
 
     def _claim(self, queue, statement):
-        try:
-            row = self.session.execute(
-                text(statement.format(table=self.message_tablename)),
-                {"queue": self._queue_id(queue), "timeout": self.visibility_timeout}).first()
-        finally:
-            self.session.commit()
-        if row is None:
+        rows = self._statements.execute(statement, {"queue": self._queue_id(queue),
+                                                    "timeout": self.visibility_timeout})
+        if not rows:
             raise Empty()
+        row = rows[0]
         payload = loads(bytes_to_str(row[1]))
         payload["properties"]["delivery_tag"] = row[0]
         return payload
 
 
 class Transport(sqlalchemy.Transport):
+    """kombu's virtual transport, waiting on its channels' LISTEN connections (and on its
+    own acknowledgements) instead of sleeping between two looks at the queues."""
+
     Channel = Channel
-    polling_interval = 0.02
+    polling_interval = 1.0
+
+    # (read, write) ends of a pipe made by the first wait: an acknowledgement (in Celery's
+    # pool thread) writes to it, the waiting loop reads.
+    _wake_pipe = None
+
+    def wake_up(self):
+        if self._wake_pipe is not None:
+            with contextlib.suppress(OSError):  # full: the loop wakes anyway
+                os.write(self._wake_pipe[1], b"x")
+
+    def drain_events(self, connection, timeout=None):
+        started = time.monotonic()
+        while True:
+            try:
+                return self.cycle.get(self._deliver, timeout=timeout)
+            except Empty:
+                pass
+            wait = self.polling_interval
+            if timeout is not None:
+                left = timeout - (time.monotonic() - started)
+                if left <= 0:
+                    raise TimeoutError()
+                wait = min(wait, left)
+            self._wait(wait)
+
+    def _wait(self, seconds):
+        """Until a notification, an acknowledgement or ``seconds`` passed."""
+        if self._wake_pipe is None:
+            self._wake_pipe = os.pipe()
+            for fileno in self._wake_pipe:
+                os.set_blocking(fileno, False)
+        wake_read = self._wake_pipe[0]
+        listeners = {}
+        for channel in self.channels:
+            fileno = channel.listener_fileno()
+            if fileno is not None:
+                listeners[fileno] = channel
+        ready, _, _ = select.select([wake_read, *listeners], [], [], seconds)
+        for fileno in ready:
+            if fileno == wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(wake_read, 512):
+                        pass
+            else:
+                listeners[fileno].consume_notifications()
+
+    def close_connection(self, connection):
+        super().close_connection(connection)
+        pipe, self._wake_pipe = self._wake_pipe, None
+        for fileno in pipe or ():
+            os.close(fileno)
 
 
 _upgraded = set()  # (engine, table) of message tables with this module's columns and indexes
@@ -200,7 +386,8 @@ _upgraded = set()  # (engine, table) of message tables with this module's column
 def _upgrade(engine, table):
     """Add this module's columns and indexes to ``table`` where they are missing."""
     with engine.begin() as conn:
-        if conn.execute(text("SELECT to_regclass(:index)"), {"index": table + "_reserved"}).scalar():
+        if conn.execute(text("SELECT to_regclass(:index)"),
+                        {"index": table + _SENTINEL_INDEX}).scalar():
             return
         # Processes starting together would otherwise race to create the same index.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:table))"), {"table": table})

@@ -5,6 +5,8 @@
 ``x.on_done(y)`` runs ``y`` once every job of ``x`` is done; ``delay()`` enqueues the whole
 graph, in one batch when it has more than one job. A part waits for the *done* end of
 what comes before it: a failure holds the rest until a retry succeeds.
+
+``enqueue_many(delayables)`` enqueues many independent calls at once, in one statement.
 """
 import itertools
 
@@ -86,6 +88,30 @@ def group(*parts):
     _check_parts(parts)
     return Composite([head for part in parts for head in part.heads],
                      [tail for part in parts for tail in part.tails])
+
+
+def enqueue_many(delayables):
+    """Enqueue independent calls (``records.delayable(**options).method(...)``, of one
+    transaction) at once: each checked as ``with_delay()`` checks it, all written in one
+    INSERT and published together after commit, several times faster than ``with_delay()``
+    in a loop for many jobs. No batch, and nothing waits for anything. The jobs, in order."""
+    calls = list(delayables)
+    if not calls or not all(isinstance(call, Delayable) for call in calls):
+        raise UserError("enqueue_many() takes one or more delayables "
+                        "(records.delayable().method()), not %r." % (delayables,))
+    linked = [call.label for call in calls if call.waits_for or call.waited_by]
+    if linked:
+        raise UserError("enqueue_many() takes independent calls; in a chain or group, these "
+                        "are enqueued by its delay(): %s." % ", ".join(linked))
+    enqueued = [call.label for call in calls if call.job]
+    if enqueued:
+        raise UserError("Already enqueued, not enqueued again: %s." % ", ".join(enqueued))
+    jobs = calls[0].records.env["celery.job"]._enqueue_many(
+        [(call.records, call.method_name, call.args, call.kwargs, call.options)
+         for call in calls])
+    for call, job in zip(calls, jobs, strict=True):
+        call.job = job
+    return jobs
 
 
 def _check_parts(parts):

@@ -109,14 +109,16 @@ def _message_priority(url, priority):
 def publish(dbname, dispatches):
     """Hand jobs to the broker; return the ids published and those left to the sweeper.
 
-    A job due after the eta window is not published (it waits in the database).
+    A job due after the eta window is not published (it waits in the database). On Redis
+    the messages go in pipelines (kombu's producer batch: one round trip per thousand,
+    where each message alone costs one); other brokers take them one by one.
     Raises the broker's connection error when the broker cannot be reached.
     """
     app = celery_app()
     now = datetime.datetime.utcnow()
     window = datetime.timedelta(seconds=option("eta_window"))
     published, deferred = [], []
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire() as producer, producer.batch():
         for job in dispatches:
             if job.eta and job.eta > now + window:
                 deferred.append(job.id)
@@ -126,6 +128,8 @@ def publish(dbname, dispatches):
                 queue=queue_name(job.queue), routing_key=queue_name(job.queue),
                 priority=_message_priority(app.conf.broker_url, job.priority),
                 eta=job.eta if job.eta and job.eta > now else None,
+                # What Celery would otherwise build with its slower safe repr.
+                argsrepr=repr([dbname, job.uuid]), kwargsrepr="{}",
                 retry=True, retry_policy={"max_retries": 1, "interval_start": 0.2})
             published.append(job.id)
     return published, deferred

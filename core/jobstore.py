@@ -409,6 +409,44 @@ def insert(cr, values, uid, depends_on=(), batch_id=None):
     return cr.fetchone()[0], None
 
 
+def insert_many(cr, rows):
+    """Write new jobs (``rows``: values as ``insert`` takes them, each as its own
+    ``user_id``), ``pending``, in one statement; no dependencies, no batch.
+
+    Returns ``(job id, Dispatch)`` of each row, in order; as ``insert``, a row whose user
+    has an active job with its identity key gets that job's id and no Dispatch, and so does
+    a row repeating the identity key of a row before it.
+    """
+    uuids = [str(uuid.uuid4()) for _row in rows]
+    task_ids = [new_task_id() for _row in rows]
+    params = []
+    for row, job_uuid, task_id in zip(rows, uuids, task_ids, strict=True):
+        row = dict(row, uuid=job_uuid)
+        params += [row[column] for column in INSERT_COLUMNS] + [task_id, row["user_id"],
+                                                                row["user_id"]]
+    placeholders = "(%s, '%s', 0, 0, %%s, %%s, %%s, %s, %s)" % (
+        ", ".join(["%s"] * len(INSERT_COLUMNS)), PENDING, NOW, NOW)
+    cr.execute(
+        "INSERT INTO celery_job (%s, state, dependencies_left, retry_count, celery_task_id,"
+        " create_uid, write_uid, create_date, write_date) VALUES %s"
+        " ON CONFLICT (user_id, identity_key) WHERE identity_key IS NOT NULL"
+        " AND state IN %s DO NOTHING RETURNING uuid, id"
+        % (", ".join(INSERT_COLUMNS), ", ".join([placeholders] * len(rows)), _ACTIVE_SQL),
+        params)
+    inserted = dict(cr.fetchall())
+    taken = {(row["user_id"], row["identity_key"]) for row, job_uuid in zip(rows, uuids, strict=True)
+             if job_uuid not in inserted}
+    active = {}
+    if taken:
+        cr.execute("SELECT user_id, identity_key, id FROM celery_job WHERE state IN "
+                   + _ACTIVE_SQL + " AND (user_id, identity_key) IN %s", (tuple(taken),))
+        active = {(user_id, key): job_id for user_id, key, job_id in cr.fetchall()}
+    return [(inserted[job_uuid], Dispatch(inserted[job_uuid], job_uuid, row["queue"],
+                                          row["priority"], row["eta"], task_id))
+            if job_uuid in inserted else (active[row["user_id"], row["identity_key"]], None)
+            for row, job_uuid, task_id in zip(rows, uuids, task_ids, strict=True)]
+
+
 def committed(cr, dispatches_):
     """Those of ``dispatches_`` that ``cr`` sees committed as they are (a job written in a
     savepoint that was rolled back is not; nor one published again since)."""

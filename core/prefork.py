@@ -2,7 +2,7 @@
 
 Loaded with the addon as a server-wide module (``--load=...,queue_celery``): the master also
 forks ``celery_workers_high``, ``celery_workers_default`` and ``celery_workers_low``
-Celery worker processes (one each by default), restarts any that dies and stops them
+Celery worker processes (1, 2 and 1 by default), restarts any that dies and stops them
 with the server. Each runs one job at a time (Celery's solo pool), like Odoo's own
 workers, and is recycled past ``limit_memory_soft``.
 """

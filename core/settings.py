@@ -16,13 +16,14 @@ OPTIONS = {setting.name: setting for setting in (
             "embedded broker, Celery over Odoo's own PostgreSQL"),
     Setting("broker_db", "queue_celery_broker", "the embedded broker's PostgreSQL database "
             "(created when missing)"),
-    Setting("broker_polling_interval", 0.02, "seconds between polls of an empty queue, "
-            "embedded broker"),
+    Setting("broker_polling_interval", 1.0, "seconds between two looks at an empty queue "
+            "without a notification, embedded broker (a PostgreSQL NOTIFY wakes its consumers "
+            "at once)"),
     Setting("queue_prefix", "odoo.", "prefix of the broker's queue names (`odoo.high`, ...), "
             "for Odoo instances sharing a broker"),
     Setting("workers_high", 1, "Celery worker processes the server runs for the `high` queue "
             "(forked by the prefork server, started beside the threaded one)"),
-    Setting("workers_default", 1, "the same, `default` queue"),
+    Setting("workers_default", 2, "the same, `default` queue"),
     Setting("workers_low", 1, "the same, `low` queue"),
     Setting("job_time_limit", 3600, "seconds a job may run before it fails (per job: "
             "`time_limit=`)"),

@@ -1,12 +1,12 @@
 from . import cli
 from . import controllers
 from . import models
-from .core.canvas import chain, group
+from .core.canvas import chain, enqueue_many, group
 from .core.exceptions import RetryableJobError
 from .core.deferred import Deferred, HighPriorityDeferred, LowPriorityDeferred
 
 __all__ = ["Deferred", "HighPriorityDeferred", "LowPriorityDeferred", "RetryableJobError", "chain",
-           "group"]
+           "enqueue_many", "group"]
 
 
 def post_load():

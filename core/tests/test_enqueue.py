@@ -5,6 +5,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import common
 
 from ... import odoo_version
+from ...core.canvas import chain, enqueue_many
 from ...core.testing import trap_jobs
 
 
@@ -104,6 +105,67 @@ class TestEnqueue(common.TransactionCase):
         first.button_cancel()
         third = self.partner.with_delay(identity_key="sync-42").write({"comment": "c"})
         self.assertNotEqual(third, first)
+
+    def test_enqueue_many_writes_every_call_in_order_with_its_options(self):
+        other = self.env["res.partner"].create({"name": "Other target"})
+        with trap_jobs(self.env) as trap:
+            jobs = enqueue_many([
+                self.partner.delayable(queue="high", priority=1).write({"ref": "a"}),
+                other.delayable(description="Second")._compute_display_name(),
+                self.partner.delayable(countdown=60).toggle_active()])
+        self.assertEqual(trap.jobs, jobs)
+        self.assertEqual(jobs.mapped("method_name"),
+                         ["write", "_compute_display_name", "toggle_active"])
+        trap.assert_enqueued(self.partner, "write", args=[{"ref": "a"}], queue="high",
+                             priority=1, user=self.env.user, state="pending")
+        trap.assert_enqueued(other, "_compute_display_name", description="Second")
+        self.assertGreater(str(jobs[2].eta),
+                           datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S"))
+        self.assertEqual(len(set(jobs.mapped("uuid") + jobs.mapped("celery_task_id"))), 6)
+        trap.perform()
+        self.assertEqual(set(jobs.mapped("state")), {"done"})
+        self.assertEqual(self.partner.ref, "a")
+
+    def test_enqueue_many_refuses_what_with_delay_refuses_and_writes_nothing(self):
+        partner = self.partner
+        with trap_jobs(self.env) as trap:
+            for calls, message in (
+                    ([partner.delayable().write({}), partner.delayable(queue="urgent").write({})],
+                     "Unknown queue"),
+                    ([partner.delayable().write({"x": {1}})], r"args\[0\]"),
+                    ([partner.delayable(eta="tomorrow").write({})], "not a date and time"),
+                    ([partner.delayable().no_such_method()], "has no method"),
+                    ([], "one or more delayables"),
+                    ([partner], "one or more delayables"),
+                    ([partner.delayable().write({}), partner.with_delay().write({})],
+                     "one or more delayables"),
+            ):
+                with self.assertRaisesRegex(UserError, message):
+                    enqueue_many(calls)
+            chain(partner.delayable().write({}), partner.delayable().write({}))
+            linked = partner.delayable().write({})
+            chain(linked, partner.delayable().write({}))
+            with self.assertRaisesRegex(UserError, "independent calls"):
+                enqueue_many([linked])
+            trap.assert_count(1)  # the with_delay() above, alone
+            done = partner.delayable().write({})
+            enqueue_many([done])
+            with self.assertRaisesRegex(UserError, "Already enqueued"):
+                enqueue_many([done])
+        trap.assert_count(2)
+
+    def test_enqueue_many_returns_the_active_job_of_an_identity_key_taken(self):
+        with trap_jobs(self.env) as trap:
+            first = self.partner.with_delay(identity_key="sync-1").write({"comment": "a"})
+            jobs = enqueue_many([
+                self.partner.delayable(identity_key="sync-1").write({"comment": "b"}),
+                self.partner.delayable(identity_key="sync-2").write({"comment": "c"}),
+                self.partner.delayable(identity_key="sync-2").write({"comment": "d"}),
+                self.partner.delayable().write({"comment": "e"})])
+        self.assertEqual(jobs.ids[0], first.id)
+        self.assertEqual(jobs.ids[1], jobs.ids[2])
+        trap.assert_count(3)
+        trap.assert_enqueued(self.partner, "write", args=[{"comment": "c"}], identity_key="sync-2")
 
     def test_buttons_move_jobs_between_states(self):
         job = self.partner.with_delay().write({"comment": "x"})

@@ -2,6 +2,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import common
 
 from ... import odoo_version
+from ...core.canvas import enqueue_many
 
 
 class TestSecurity(common.TransactionCase):
@@ -58,6 +59,19 @@ class TestSecurity(common.TransactionCase):
     def test_portal_users_cannot_enqueue(self):
         with self.assertRaises(AccessError):
             odoo_version.as_user(self.env["celery.job"], self.portal).enqueue("res.partner", "search", args=[[]])
+        partners = odoo_version.as_user(self.env["res.partner"], self.portal)
+        with self.assertRaises(AccessError):
+            enqueue_many([partners.delayable().search([])])
+
+    def test_enqueue_many_runs_each_job_as_the_user_of_its_records(self):
+        alice_partners = odoo_version.as_user(self.env["res.partner"], self.alice)
+        jobs = enqueue_many([alice_partners.delayable().search([]),
+                             odoo_version.as_user(self.env["res.partner"], self.bob)
+                             .delayable().search([])])
+        self.assertEqual([job.user_id for job in jobs.sudo()], [self.alice, self.bob])
+        mine = odoo_version.as_user(self.env["celery.job"], self.alice).search([])
+        self.assertIn(jobs[0], mine)
+        self.assertNotIn(jobs[1], mine)
 
     def test_nobody_writes_a_job_managers_delete_only_ended_ones(self):
         manager_job = odoo_version.as_user(self.alice_job, self.manager)

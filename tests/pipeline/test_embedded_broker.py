@@ -6,6 +6,7 @@ last ones real ``odoo celery worker`` processes, killed or stopped while they ho
 """
 import os
 import signal
+import threading
 import time
 import uuid
 
@@ -126,12 +127,72 @@ def test_a_broker_database_of_an_earlier_version_is_upgraded_in_place(name):
         assert messages(name, dbname) == {"waiting": 0, "reserved": 0}
         indexes = {row[0] for row in query(
             dbname, "SELECT indexname FROM pg_indexes WHERE tablename = 'kombu_message'")}
-        assert {"kombu_message_waiting", "kombu_message_reserved"} <= indexes
+        assert {"kombu_message_ordered", "kombu_message_reserved"} <= indexes
+        assert "kombu_message_waiting" not in indexes
     finally:
         odoo.tools.config["celery_broker_db"] = ""
         for key in [key for key in broker.Channel._engines if dbname in key]:
             broker.Channel._engines.pop(key)[0].dispose()
         query("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % dbname)
+
+
+def test_a_queue_delivers_by_priority_zero_first_then_in_the_order_put(name):
+    with connection() as conn, conn.SimpleQueue(name) as queue:
+        for n, priority in enumerate((5, 9, 0, 5, 0)):
+            queue.put({"n": n}, priority=priority)
+        got = []
+        for _ in range(5):
+            message = queue.get(timeout=5)
+            message.ack()
+            got.append(message.payload["n"])
+        assert got == [2, 4, 0, 3, 1]
+
+
+def put_later(url, name, payload, delay=0.5):
+    """Put ``payload`` on the queue ``name`` of ``url`` after ``delay`` s, from a thread."""
+    def put():
+        time.sleep(delay)
+        with kombu.Connection(url) as conn, conn.SimpleQueue(name) as queue:
+            queue.put(payload)
+            put_at.append(time.monotonic())
+    put_at = []
+    thread = threading.Thread(target=put, daemon=True)
+    thread.start()
+    return thread, put_at
+
+
+def test_a_waiting_consumer_is_woken_by_the_put_not_by_its_polling_interval(name):
+    with connection(polling_interval=60) as conn, conn.SimpleQueue(name) as queue:
+        with pytest.raises(queue.Empty):  # the queue exists and its consumer listens
+            queue.get(timeout=0.2)
+        thread, put_at = put_later(celeryapp.broker_url(), name, {"n": 1})
+        message = queue.get(timeout=30)
+        delivered_at = time.monotonic()
+        thread.join(5)
+        message.ack()
+        # Generous for a loaded machine, far below the polling interval.
+        assert message.payload == {"n": 1} and delivered_at - put_at[0] < 5
+
+
+def test_without_a_notification_a_consumer_still_finds_messages_by_polling(name):
+    url = celeryapp.broker_url()
+    with connection(polling_interval=0.5) as conn, conn.SimpleQueue(name) as queue:
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=0.2)
+        # kombu's own transport puts without a NOTIFY, as a lost notification.
+        thread, _put_at = put_later(url.replace("odoopg+", "sqla+"), name, {"n": 1})
+        assert queue.get(timeout=30).payload == {"n": 1}
+        thread.join(5)
+        # Its listening connection killed: it polls, then listens again on a new one.
+        listener = queue.channel._listener
+        query(option("broker_db"), "SELECT pg_terminate_backend(%s)",
+              (listener.get_backend_pid(),))
+        thread, _put_at = put_later(url, name, {"n": 2})
+        message = queue.get(timeout=30)
+        thread.join(5)
+        message.ack()
+        assert message.payload == {"n": 2}
+        assert queue.channel._listener not in (None, listener)
 
 
 def job_states(database, ids):

@@ -68,6 +68,28 @@ class CeleryJob(models.Model):
 
         In sudo mode the job runs as the superuser, as ``sudo()`` code did before Odoo 13.
         """
+        values, depends_on = self._job_values(
+            model_name, record_ids, method_name, args, kwargs, queue=queue, priority=priority,
+            eta=eta, countdown=countdown, max_retries=max_retries, description=description,
+            identity_key=identity_key, time_limit=time_limit, depends_on=depends_on,
+            channel=channel)
+        try:
+            job_id, dispatch = jobstore.insert(self.env.cr, values, values["user_id"],
+                                               depends_on, batch_id)
+        except jobstore.DependencyError as error:
+            raise UserError(str(error)) from None
+        if dispatch:
+            publish_after_commit(self.env.cr, [dispatch])
+        return self.browse(job_id)
+
+    @api.model
+    def _job_values(self, model_name, record_ids, method_name, args=(), kwargs=None,
+                    queue=None, priority=None, eta=None, countdown=None, max_retries=None,
+                    description=None, identity_key=None, time_limit=None, depends_on=None,
+                    channel=None):
+        """The row ``_enqueue`` writes for this call and the jobs it depends on, once every
+        rule of ``_enqueue`` is checked: ``(values, depends_on)``. Shared with
+        ``_enqueue_many``, so both refuse the same calls."""
         uid = SUPERUSER_ID if self.env.su else self.env.uid
         if not (self.env.su or self.env.user.has_group(USER_GROUP)):
             raise AccessError(self.env._("Only internal users may enqueue jobs."))
@@ -104,21 +126,15 @@ class CeleryJob(models.Model):
         self.browse(depends_on).check_access("read")
         name = options["description"] or (method.__doc__ or "").strip().split("\n")[0][
             :job_options.DESCRIPTION_MAX] or "%s.%s" % (model_name, method_name)
-        try:
-            job_id, dispatch = jobstore.insert(self.env.cr, {
-                "name": name, "model_name": model_name, "method_name": method_name,
-                "record_ids": encoding.dumps(record_ids), "args": encoded_args,
-                "kwargs": encoded_kwargs, "context": encoded_context, "user_id": uid,
-                "company_id": self.env.company.id, "queue": options["queue"],
-                "priority": options["priority"], "eta": eta, "max_retries": options["max_retries"],
-                "identity_key": options["identity_key"], "time_limit": options["time_limit"],
-                "channel_id": channel_id,
-            }, uid, depends_on, batch_id)
-        except jobstore.DependencyError as error:
-            raise UserError(str(error)) from None
-        if dispatch:
-            publish_after_commit(self.env.cr, [dispatch])
-        return self.browse(job_id)
+        return {
+            "name": name, "model_name": model_name, "method_name": method_name,
+            "record_ids": encoding.dumps(record_ids), "args": encoded_args,
+            "kwargs": encoded_kwargs, "context": encoded_context, "user_id": uid,
+            "company_id": self.env.company.id, "queue": options["queue"],
+            "priority": options["priority"], "eta": eta, "max_retries": options["max_retries"],
+            "identity_key": options["identity_key"], "time_limit": options["time_limit"],
+            "channel_id": channel_id,
+        }, depends_on
 
     # ------------------------------------------------------------------ buttons
 
