@@ -87,7 +87,7 @@ run: $(CONF)
 	  --http-interface=127.0.0.1 --http-port=$(PORT) $(BUS_PORT_$(ODOO))=$$(($(PORT) + 3))
 
 test: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) node_modules/.installed
-	@scripts/ensure-services --chromium $(if $(CI),--brokers)
+	@scripts/ensure-services --chromium --connections $(if $(CI),--brokers)
 	$(RUN_TESTS)
 
 test-odoo: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) node_modules/.installed
@@ -95,7 +95,7 @@ test-odoo: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed) nod
 	$(RUN_TESTS) --odoo-only
 
 test-faults: $(foreach version,$(TEST_VERSIONS),$(VENV_$(version))/.installed)
-	@scripts/ensure-services --brokers
+	@scripts/ensure-services --brokers --connections
 	$(RUN_TESTS) --faults
 
 bench: setup
