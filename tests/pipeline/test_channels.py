@@ -172,9 +172,10 @@ def test_a_function_declared_in_data_sets_its_jobs_defaults_and_retry_pattern(
     env.cr.commit()
     assert job.max_retries == 7
     deadline = time.time() + 60
-    # Retried once, and its retry's dispatch recorded (nothing moves it for 20 s then).
+    # Retried once, and its retry's dispatch recorded (nothing moves it for 20 s then): the
+    # retry clears the run's dates, and its eta is 20 s after the retry was decided.
     while not query(database, "SELECT 1 FROM celery_job WHERE id = %s AND retry_count = 1"
-                    " AND date_enqueued > date_started", (job.id,)):
+                    " AND date_enqueued > eta - interval '20 seconds'", (job.id,)):
         assert time.time() < deadline
         time.sleep(0.1)
     # The pattern's 20 s, not the default backoff (5 s base, jitter: 2.5 to 7.5 s).
