@@ -160,8 +160,16 @@ def _create_channel_schema(cr):
     # The rate limit's clock, apart from the channel rows managers edit.
     cr.execute("CREATE TABLE IF NOT EXISTS celery_job_channel_clock"
                " (channel_id integer PRIMARY KEY, next_start_at timestamp NOT NULL)")
+    # The start a rate limit reserved for a job it refused: the clocks of its path moved
+    # past it, and its message comes back for it (its eta). Not a field: no RPC reaches it.
+    cr.execute("CREATE TABLE IF NOT EXISTS celery_job_channel_slot"
+               " (job_id integer PRIMARY KEY REFERENCES celery_job (id) ON DELETE CASCADE,"
+               " start_at timestamp NOT NULL)")
     path = _IN_PATH % {"a": "a", "c": "c"}
     limited = _LIMITED % {"a": "a"}
+    # Its answer was (refusal, wait) before starts were reserved: a return type that
+    # CREATE OR REPLACE cannot change.
+    cr.execute("DROP FUNCTION IF EXISTS celery_job_channel_admit(integer)")
     cr.execute("""
         CREATE OR REPLACE FUNCTION celery_job_channel_lock(channels integer[]) RETURNS void AS $$
         -- The locks of the limited channels on the paths of channels, in name order (one
@@ -178,10 +186,16 @@ def _create_channel_schema(cr):
         CREATE OR REPLACE FUNCTION celery_job_channel_refusal(job integer, OUT refusal text,
                                                               OUT wait float) AS $$
         -- Why the job may not start now (refusal NULL: it may), and for a rate limit the
-        -- seconds until it may; the job itself is not counted.
+        -- seconds until it may; the job itself is not counted. A job whose reserved start
+        -- is due (a message up to the claim's early tolerance early) passes the rate limits,
+        -- while that start is still its eta (a retry's eta is its own).
         DECLARE
             channel record;
             busy integer;
+            reserved boolean := EXISTS (SELECT 1 FROM celery_job_channel_slot s
+                JOIN celery_job j ON j.id = s.job_id AND j.eta = s.start_at
+                WHERE s.job_id = job AND s.start_at <= (clock_timestamp() at time zone 'UTC')
+                    + make_interval(secs => %(early)s));
         BEGIN
             FOR channel IN SELECT a.id, a.name, a.capacity, a.sequential, a.rate_limit, a.paused,
                     extract(epoch from k.next_start_at - (clock_timestamp() at time zone 'UTC'))
@@ -213,7 +227,7 @@ def _create_channel_schema(cr):
                                       ' not ended', channel.name);
                     RETURN;
                 END IF;
-                IF channel.rate_limit > 0 AND channel.wait > 0 THEN
+                IF channel.rate_limit > 0 AND channel.wait > 0 AND NOT reserved THEN
                     refusal := format('channel %%s starts %%s jobs a second at most',
                                       channel.name, channel.rate_limit);
                     wait := channel.wait;
@@ -222,10 +236,25 @@ def _create_channel_schema(cr):
             END LOOP;
         END $$ LANGUAGE plpgsql;
 
+        CREATE OR REPLACE FUNCTION celery_job_channel_tick(channel integer,
+                start_at timestamp) RETURNS void AS $$
+        -- Count a start at start_at against the rate limits of the channel's path: each
+        -- clock moves one interval past it, or past the start it was waiting for.
+        BEGIN
+            INSERT INTO celery_job_channel_clock (channel_id, next_start_at)
+                SELECT a.id, greatest(start_at, coalesce(k.next_start_at, '-infinity'))
+                    + make_interval(secs => 1.0 / a.rate_limit)
+                FROM celery_job_channel c JOIN celery_job_channel a ON """ + path + """
+                LEFT JOIN celery_job_channel_clock k ON k.channel_id = a.id
+                WHERE c.id = channel AND a.rate_limit > 0
+                ON CONFLICT (channel_id) DO UPDATE SET next_start_at = EXCLUDED.next_start_at;
+        END $$ LANGUAGE plpgsql;
+
         CREATE OR REPLACE FUNCTION celery_job_channel_take(job integer) RETURNS boolean AS $$
         -- Whether the job may start now, under the locks of its channel's path, held until
         -- the transaction ends: the caller marks it started in that transaction (a claim's
-        -- UPDATE calls it in its condition). A start advances its path's rate clocks.
+        -- UPDATE calls it in its condition). A start advances its path's rate clocks, but
+        -- for a job that starts in the slot reserved for it (counted when reserved).
         DECLARE channel integer;
         BEGIN
             SELECT j.channel_id INTO channel FROM celery_job j WHERE j.id = job;
@@ -233,23 +262,47 @@ def _create_channel_schema(cr):
             IF (celery_job_channel_refusal(job)).refusal IS NOT NULL THEN
                 RETURN false;
             END IF;
-            INSERT INTO celery_job_channel_clock (channel_id, next_start_at)
-                SELECT a.id, greatest(clock_timestamp() at time zone 'UTC',
-                                      coalesce(k.next_start_at, '-infinity'))
-                    + make_interval(secs => 1.0 / a.rate_limit)
-                FROM celery_job_channel c JOIN celery_job_channel a ON """ + path + """
-                LEFT JOIN celery_job_channel_clock k ON k.channel_id = a.id
-                WHERE c.id = channel AND a.rate_limit > 0
-                ON CONFLICT (channel_id) DO UPDATE SET next_start_at = EXCLUDED.next_start_at;
+            DELETE FROM celery_job_channel_slot s USING celery_job j
+                WHERE s.job_id = job AND j.id = job AND j.eta = s.start_at;
+            IF NOT FOUND THEN
+                PERFORM celery_job_channel_tick(channel, clock_timestamp() at time zone 'UTC');
+            END IF;
             RETURN true;
         END $$ LANGUAGE plpgsql;
 
+        CREATE OR REPLACE FUNCTION celery_job_channel_reserve(job integer) RETURNS timestamp
+            AS $$
+        -- Reserve the job the first start every rate limit of its path allows after the
+        -- starts taken or reserved before, under the locks its take took: each refused job
+        -- of a burst gets its own later start, not one they all come back for. It is the
+        -- job's eta (its message's, and the sweeper's if that message is lost).
+        DECLARE
+            channel integer;
+            start_at timestamp;
+        BEGIN
+            SELECT j.channel_id, max(greatest(clock_timestamp() at time zone 'UTC',
+                                              coalesce(k.next_start_at, '-infinity')))
+                INTO channel, start_at
+                FROM celery_job j JOIN celery_job_channel c ON c.id = j.channel_id
+                JOIN celery_job_channel a ON """ + path + """
+                LEFT JOIN celery_job_channel_clock k ON k.channel_id = a.id
+                WHERE j.id = job AND a.rate_limit > 0 GROUP BY j.channel_id;
+            PERFORM celery_job_channel_tick(channel, start_at);
+            INSERT INTO celery_job_channel_slot (job_id, start_at) VALUES (job, start_at)
+                ON CONFLICT (job_id) DO UPDATE SET start_at = EXCLUDED.start_at;
+            UPDATE celery_job SET eta = start_at WHERE id = job;
+            RETURN start_at;
+        END $$ LANGUAGE plpgsql;
+
         CREATE OR REPLACE FUNCTION celery_job_channel_admit(job integer, OUT refusal text,
-                                                            OUT wait float) AS $$
+                                                            OUT start_at timestamp) AS $$
         -- Start the job (marked started: counted from now on) or hold it (its message is
         -- consumed) in one transaction, under the locks of its channel's path; a job
-        -- refused by a rate limit is neither: the caller publishes it again for later.
-        DECLARE state text;
+        -- refused by a rate limit is neither: it gets its own start (start_at), for which
+        -- the caller publishes it again. A held job loses the start it had reserved.
+        DECLARE
+            state text;
+            wait float;
         BEGIN
             SELECT j.state INTO state FROM celery_job j WHERE j.id = job FOR UPDATE;
             IF state IS NULL OR state NOT IN ('pending', 'enqueued') THEN
@@ -263,7 +316,10 @@ def _create_channel_schema(cr):
             END IF;
             SELECT r.refusal, r.wait INTO refusal, wait FROM celery_job_channel_refusal(job) r;
             IF wait IS NULL THEN
+                DELETE FROM celery_job_channel_slot WHERE job_id = job;
                 UPDATE celery_job SET state = 'enqueued', held = true WHERE id = job;
+            ELSE
+                start_at := celery_job_channel_reserve(job);
             END IF;
         END $$ LANGUAGE plpgsql;
 
@@ -300,7 +356,7 @@ def _create_channel_schema(cr):
                 WHERE j.id = held.id AND j.state = 'enqueued' AND j.held
                 RETURNING j.id, j.uuid, j.queue, j.priority, j.eta, j.celery_task_id;
         END $$ LANGUAGE plpgsql;
-    """, {"lock": CHANNEL_LOCK, "now": psycopg2.extensions.AsIs(NOW)})
+    """, {"lock": CHANNEL_LOCK, "now": psycopg2.extensions.AsIs(NOW), "early": EARLY_TOLERANCE})
 
 
 def channel(cr, name):
@@ -332,10 +388,10 @@ def function_defaults(cr, model_name, method_name):
 
 
 def admit(cr, job_id):
-    """Start the job in its channel's path, or hold it: ``(refusal, seconds to wait)``,
-    ``(None, None)`` once it is started. ``cr`` is in autocommit mode (the admission is
-    one statement's transaction)."""
-    cr.execute("SELECT refusal, wait FROM celery_job_channel_admit(%s)", (job_id,))
+    """Start the job in its channel's path, or hold it: ``(refusal, the start a rate limit
+    reserved for it)``, ``(None, None)`` once it is started. ``cr`` is in autocommit mode
+    (the admission is one statement's transaction)."""
+    cr.execute("SELECT refusal, start_at FROM celery_job_channel_admit(%s)", (job_id,))
     return cr.fetchone()
 
 
@@ -586,11 +642,12 @@ def _claim_unusual(cr, job_id, job_uuid, task_id, hostname, pid):
                         job_uuid, retry_count, max_retries)
     elif channel_id:
         # A started job keeps the slot it had; any other waits for one.
-        refusal, wait = admit(cr, job_id)
-        if wait:
-            eta = datetime.datetime.utcnow() + datetime.timedelta(seconds=wait)
-            return Dropped("%s; published again for in %.2f s" % (refusal, wait),
-                           Dispatch(job_id, job_uuid, queue, priority, eta, task_id), ())
+        refusal, start_at = admit(cr, job_id)
+        if start_at:
+            later = _dispatch((job_id, job_uuid, queue, priority, start_at, task_id))
+            wait = (later.eta - datetime.datetime.utcnow()).total_seconds()
+            return Dropped("%s; published again for its start reserved in %.2f s"
+                           % (refusal, wait), later, ())
         if refusal:
             return Dropped("%s; held until it may start" % refusal, None, ())
     cr.execute(_mark_started(", retry_count = %s", "id = %s"),

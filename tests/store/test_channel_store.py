@@ -1,6 +1,7 @@
 """Channel admission on one connection: what a claim starts, holds or puts off, and what
 an end releases."""
 import datetime
+import time
 
 import pytest
 
@@ -100,6 +101,60 @@ def test_a_rate_limit_puts_the_next_start_off(store):
     wait = (later.republish.eta - datetime.datetime.utcnow()).total_seconds()
     assert 0.2 < wait <= 0.5
     assert state(store, second) == ("pending", False)  # not held: its message comes back
+
+
+def test_a_rate_limit_gives_each_job_of_a_burst_its_own_start(store):
+    slow = channel(store, "root.burst", rate_limit=2)
+    first, *burst = [insert(store, slow) for _ in range(11)]
+    assert isinstance(claim(store, first), jobstore.ClaimedJob)
+    refused = [claim(store, job) for job in burst]
+    etas = [dropped.republish.eta for dropped in refused]
+    gaps = [(later - earlier).total_seconds()
+            for earlier, later in zip(etas, etas[1:], strict=False)]
+    assert all(0.45 < gap < 0.55 for gap in gaps), gaps
+    wait = (etas[0] - datetime.datetime.utcnow()).total_seconds()
+    assert 0.2 < wait <= 0.5
+    # The reserved start is the job's eta too (the sweeper's, if its message is lost).
+    store.execute("SELECT eta = %s FROM celery_job WHERE id = %s", (etas[-1], burst[-1].id))
+    assert store.fetchone()[0]
+    # At its start, the job's message finds it admitted, though the clock is 5 s ahead.
+    time.sleep(wait)
+    assert isinstance(claim(store, burst[0]), jobstore.ClaimedJob)
+    # A message that comes back more than the tolerance early is put off to its start.
+    early = claim(store, burst[-1])
+    assert isinstance(early, jobstore.Dropped) and "due in" in early.reason
+    assert abs((early.republish.eta - etas[-1]).total_seconds()) < 0.1
+    # Cancelled and retried, a job has no start reserved any more: it reserves a new one.
+    jobstore.cancel(store, [burst[1].id], 1)
+    retried, = jobstore.retry(store, [burst[1].id], 1, "admin")
+    again = claim(store, retried)
+    assert isinstance(again, jobstore.Dropped) and again.republish.eta > etas[-1]
+
+
+def test_a_job_whose_reserved_start_a_capacity_refuses_is_held(store):
+    channel(store, "root.slow", rate_limit=5)
+    single = channel(store, "root.slow.single", capacity=1)
+    first, second = insert(store, single), insert(store, single)
+    running = claim(store, first)
+    assert isinstance(running, jobstore.ClaimedJob)
+    # Refused by the parent's rate limit first (its clock is 0.2 s ahead): a start is
+    # reserved.
+    reserved = claim(store, second)
+    assert reserved.republish.eta
+    time.sleep(max((reserved.republish.eta - datetime.datetime.utcnow()).total_seconds(), 0))
+    # At its start the capacity refuses it: held, the start it reserved given up.
+    held = claim(store, second)
+    assert isinstance(held, jobstore.Dropped) and "capacity" in held.reason
+    assert state(store, second) == ("enqueued", True)
+    store.execute("SELECT count(*) FROM celery_job_channel_slot WHERE job_id = %s", (second.id,))
+    assert store.fetchone()[0] == 0
+    released = jobstore.mark_done(store, running.id, "null", 0.1).released
+    assert [dispatch.id for dispatch in released] == [second.id]
+    # Released, it reserves a start anew (the one it gave up counted against the rate).
+    again = claim(store, released[0])
+    assert again.republish.eta > reserved.republish.eta
+    time.sleep(max((again.republish.eta - datetime.datetime.utcnow()).total_seconds(), 0))
+    assert isinstance(claim(store, again.republish), jobstore.ClaimedJob)
 
 
 def test_an_unknown_channel_is_refused_at_enqueue(store):
