@@ -10,8 +10,12 @@ show as counter resets).
 import hmac
 import itertools
 
+from odoo.http import Response
+
+from .. import odoo_version
 from . import jobstore
 from .celeryapp import QUEUES
+from .models.celery_job import MANAGER_GROUP
 from .settings import option
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -113,3 +117,16 @@ def exposition(cr):
         for queue, value in sorted(values.items()):
             out.sample(name, ("queue",), (queue,), value)
     return out.text()
+
+
+def respond(request):
+    """The answer of ``GET /queue_celery/metrics`` (each version's controller): the jobs of
+    the request's database in Prometheus' text format, for the bearer token of odoo.conf
+    (``celery_metrics_token``) or a job manager's session; 404 without a database, 403 to
+    anyone else."""
+    if not request.db:
+        return Response("No database selected\n", status=404, content_type="text/plain")
+    if not (bearer_token_matches(request.httprequest.headers.get("Authorization"))
+            or odoo_version.session_has_group(request, MANAGER_GROUP)):
+        return Response("Forbidden\n", status=403, content_type="text/plain")
+    return Response(exposition(request.env.cr), content_type=CONTENT_TYPE)
