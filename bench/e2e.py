@@ -27,6 +27,7 @@ from bench.rig import (
     log,
     percentile,
     start_latencies,
+    tasks_done_check,
     use_broker,
     wait_for,
 )
@@ -65,8 +66,7 @@ def measure_e2e(counts, runs, brokers, profile=False):
                 with bare_app.producer_or_acquire() as producer:
                     for _ in range(count):
                         bare_app.send_task("bench.noop", queue=QUEUE_PREFIX + "bare", producer=producer)
-                ended = wait_for(lambda done_file=done_file, count=count:
-                                 done_file.stat().st_size >= 8 * count, count / 5 + 60)
+                ended = wait_for(tasks_done_check(done_file, count), count / 5 + 60)
                 theirs.append(count / (ended - started))
                 log("e2e %s run %d: queue_celery %.0f jobs/s, bare Celery %.0f tasks/s",
                     broker, run + 1, ours[-1], theirs[-1])
@@ -108,8 +108,7 @@ def measure_layout(counts, runs, brokers, layouts=(1, 2)):
                         for _ in range(count):
                             bare_app.send_task("bench.noop", queue=QUEUE_PREFIX + "bare",
                                                producer=producer)
-                    ended = wait_for(lambda done_file=done_file: done_file.stat().st_size
-                                     >= 8 * count, count / 5 + 60)
+                    ended = wait_for(tasks_done_check(done_file, count), count / 5 + 60)
                     theirs.append(count / (ended - started))
                     log("layout %s, %d default worker(s): queue_celery %.0f jobs/s, bare Celery"
                         " %.0f tasks/s", broker, processes, ours[-1], theirs[-1])
@@ -243,7 +242,7 @@ def measure_queue_job_e2e(counts, runs):
             check = jobs_done_check(DB_QJ, "queue_job", count)
             started = time.time()
             enqueue_jobs(DB_QJ, "queue.job.bench", count)
-            ended = wait_for(check, count / 2 + 120, interval=0.05)
+            ended = wait_for(check, count / 2 + 120)
             rates.append(count / (ended - started))
             log("queue_job e2e run %d: %.0f jobs/s", run + 1, rates[-1])
     finally:

@@ -13,6 +13,7 @@ from bench.rig import (
     enqueue_jobs,
     jobs_done_check,
     log,
+    tasks_done_check,
     use_broker,
     wait_for,
 )
@@ -34,7 +35,7 @@ def measure_rss(counts, runs):
             before = sum(worker.children_rss())
             for _ in range(count // 1000 or 1):
                 enqueue_jobs(DB_QC, "queue.celery.bench", min(count, 1000), batch=1000)
-            wait_for(jobs_done_check(DB_QC, "celery_job", count), count / 5 + 60, interval=0.1)
+            wait_for(jobs_done_check(DB_QC, "celery_job", count), count / 5 + 60)
             time.sleep(0.5)
             after = sum(worker.children_rss())
         finally:
@@ -49,7 +50,7 @@ def measure_rss(counts, runs):
             with bare_app.producer_or_acquire() as producer:
                 for _ in range(count):
                     bare_app.send_task("bench.noop", queue=QUEUE_PREFIX + "bare", producer=producer)
-            wait_for(lambda: done_file.stat().st_size >= 8 * count, count / 5 + 60, interval=0.1)
+            wait_for(tasks_done_check(done_file, count), count / 5 + 60)
             time.sleep(0.5)
             after = sum(bare.children_rss())
         finally:

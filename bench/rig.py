@@ -5,6 +5,7 @@ Processes, odoo.conf files, brokers and queries come from the harness, as the te
 import contextlib
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -210,26 +211,42 @@ def clear_jobs():
     query(DB_QC, "DELETE FROM celery_job; DELETE FROM bus_bus")
 
 
-def wait_for(check, timeout, interval=0.02):
-    """Poll ``check()`` until it is true; return the time it was first seen true."""
+def wait_for(check, timeout, interval=0.1):
+    """Poll ``check()`` until it returns something true; return that, or for ``True`` the
+    time it was first seen true."""
     deadline = time.time() + timeout
     while True:
-        if check():
-            return time.time()
+        result = check()
+        if result:
+            return time.time() if result is True else result
         if time.time() > deadline:
             raise RuntimeError("timed out")
         time.sleep(interval)
 
 
 def jobs_done_check(dbname, table, count):
-    """A check that ``count`` rows of ``table`` are done, on a connection of its own."""
+    """A check, on a connection of its own, that ``count`` rows of ``table`` are done: the
+    time the last one ended (its ``date_done``), so that how often it polls weighs on
+    neither the figure nor the machine."""
     cr = harness.connect(dbname).cursor()
 
     def check():
+        # extract(epoch) of a timestamp without time zone reads it as UTC, as it was written.
         cr.execute("SELECT count(*) FILTER (WHERE state = 'done'),"
-                   " count(*) FILTER (WHERE state = 'failed') FROM %s" % table)
-        done, failed = cr.fetchone()
+                   " count(*) FILTER (WHERE state = 'failed'),"
+                   " extract(epoch FROM max(date_done))::float FROM %s" % table)
+        done, failed, last_end = cr.fetchone()
         if failed:
             raise RuntimeError("%d job(s) failed in %s" % (failed, table))
-        return done >= count
+        return last_end if done >= count else None
+    return check
+
+
+def tasks_done_check(done_file, count):
+    """A check that ``count`` bare Celery tasks wrote their end to ``done_file``: the time
+    the last one ended."""
+    def check():
+        if done_file.stat().st_size < 8 * count:
+            return None
+        return max(struct.unpack("%dd" % count, done_file.read_bytes()[:8 * count]))
     return check

@@ -9,8 +9,11 @@ and logs a transition that found nothing to move.
 """
 import collections
 import datetime
+import hashlib
+import itertools
 import logging
 import random
+import re
 import uuid
 
 import psycopg2.extensions
@@ -76,6 +79,37 @@ def new_task_id():
     return str(uuid.uuid4())
 
 
+# ---------------------------------------------------------------------- statements planned once
+
+def keep_plans(cr):
+    """Have ``cr`` run the statements of a job's run (its claim, its end, its release) as
+    prepared statements of its session, each planned once instead of at every job: for
+    the cursors a worker keeps from job to job, whose connection nothing resets meanwhile
+    (a pool's reset discards them; a cursor borrowed again keeps plans anew)."""
+    cr._celery_prepared = set()
+
+
+_PLACEHOLDER = re.compile("%([%s])")
+
+
+def _execute(cr, sql, params):
+    """Execute ``sql`` (psycopg2 placeholders) with ``params`` on ``cr``: as a prepared
+    statement where ``cr`` keeps plans (``keep_plans``), else as it is. Its parameters are
+    typed by where they stand, so each must stand where PostgreSQL can tell its type (a
+    cast otherwise); a list is an array (``= ANY(%s)``), never a tuple (``IN %s``)."""
+    prepared = getattr(cr, "_celery_prepared", None)
+    if prepared is None:
+        cr.execute(sql, params)
+        return
+    name = "queue_celery_" + hashlib.md5(sql.encode()).hexdigest()
+    if name not in prepared:
+        number = itertools.count(1)
+        cr.execute("PREPARE %s AS %s" % (name, _PLACEHOLDER.sub(
+            lambda match: "%" if match.group(1) == "%" else "$%d" % next(number), sql)))
+        prepared.add(name)
+    cr.execute("EXECUTE %s(%s)" % (name, ", ".join(["%s"] * len(params))), params)
+
+
 def create_schema(cr):
     """Indexes and the trigger the store relies on (the ORM creates the tables)."""
     # Identity keys are unique per user among active jobs, enforced by the database itself
@@ -97,6 +131,9 @@ def create_schema(cr):
                % ("_".join(COUNTED_BY), ", ".join(COUNTED_BY)))
     cr.execute("CREATE INDEX IF NOT EXISTS celery_job_retried ON celery_job (queue, retry_count)"
                " WHERE retry_count > 0")
+    # A batch's jobs, among the few jobs that have a batch.
+    cr.execute("CREATE INDEX IF NOT EXISTS celery_job_in_batch ON celery_job (batch_id)"
+               " WHERE batch_id IS NOT NULL")
     # A job depends only on jobs that existed before it (ids grow), so no cycle can ever be
     # stored: the database refuses one outright.
     cr.execute("ALTER TABLE celery_job_dependency DROP CONSTRAINT IF EXISTS"
@@ -415,7 +452,7 @@ def _dependencies_left(cr, depends_on):
     Their rows are share-locked until ``cr`` commits: a dependency ending meanwhile locks
     its row first (``_end_jobs``), so either this reads it done, or it counts the new job
     off once this commits (in its ending statement, or after its commit when that
-    statement's snapshot predates the new job: ``release_dependents``).
+    statement's snapshot predates the new job: its worker's ``release``).
     """
     cr.execute("SELECT id, state FROM celery_job WHERE id = ANY(%s) FOR KEY SHARE",
                (list(depends_on),))
@@ -583,13 +620,13 @@ def claim(cr, job_uuid, task_id, hostname, pid):
     # (READ COMMITTED), and the CASE takes the lock only on a row that still waits.
     # A job in a channel starts if its path admits it now (``celery_job_channel_take``, in
     # this statement's transaction); one it refuses is held by ``_claim_unusual``.
-    cr.execute(_mark_started("", "uuid = %s AND CASE WHEN celery_task_id = %s"
-                                 " AND state IN ('pending', 'enqueued')"
-                                 " AND (eta IS NULL OR eta <= " + NOW + ")"
-                                 " THEN CASE WHEN NOT pg_try_advisory_lock(%s, id) THEN false"
-                                 " WHEN channel_id IS NULL THEN true"
-                                 " ELSE celery_job_channel_take(id) END ELSE false END")
-               + ", id", (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
+    _execute(cr, _mark_started("", "uuid = %s AND CASE WHEN celery_task_id = %s"
+                                   " AND state IN ('pending', 'enqueued')"
+                                   " AND (eta IS NULL OR eta <= " + NOW + ")"
+                                   " THEN CASE WHEN NOT pg_try_advisory_lock(%s, id) THEN false"
+                                   " WHEN channel_id IS NULL THEN true"
+                                   " ELSE celery_job_channel_take(id) END ELSE false END")
+             + ", id", (hostname, pid, job_uuid, task_id, RUNNING_LOCK))
     row = cr.fetchone()
     if row:
         return ClaimedJob(row[-1], job_uuid, row[:-1])
@@ -674,15 +711,22 @@ def dead_worker_reason(max_retries):
 
 
 def release(cr, job_id):
-    """Let go of a claimed job's lock (``cr``: the control cursor, in autocommit mode).
+    """Let go of a claimed job's lock (``cr``: the control cursor, in autocommit mode) and,
+    if it is done, count it off the jobs waiting for it that the statement which ended it
+    did not see (enqueued after its REPEATABLE READ snapshot); the Dispatches of the jobs
+    that released, to publish. Each dependency is counted once.
 
-    Every hold of it: a claim that waited for another transaction's update of the row
-    (a publisher recording the dispatch) evaluated its condition twice, taking the lock
-    twice, and one unlock would leave the job locked for good. The control connection holds
-    no other lock (``claim``).
+    Every hold of the lock goes: a claim that waited for another transaction's update of
+    the row (a publisher recording the dispatch) evaluated its condition twice, taking the
+    lock twice, and one unlock would leave the job locked for good. The control connection
+    holds no other lock (``claim``).
     """
-    cr.execute("SELECT pg_advisory_unlock_all()")
+    _execute(cr, "WITH ended AS (SELECT id, state FROM celery_job WHERE id = %s"
+                 " AND state = 'done'), " + _RELEASED_SQL + " SELECT "
+             + _RELEASED_DISPATCHES + ", pg_advisory_unlock_all()", (job_id,))
+    released = cr.fetchone()[0]
     _logger.debug("job %d: lock released", job_id)
+    return [_dispatch(row) for row in released or ()]
 
 
 # ---------------------------------------------------------------------- a job's end
@@ -717,23 +761,32 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
     its newly ended jobs counted off, and one whose last job ended is ended; the bus
     notices of the jobs (``notify_jobs``) and of the ended batches are written.
     """
-    # Rows locked first, by a statement of their own: the one that ends them then sees every
-    # dependent committed meanwhile (an enqueue share-locks its dependencies).
-    cr.execute("SELECT id, state, channel_id FROM celery_job WHERE id = ANY(%s) AND state IN %s"
-               " ORDER BY id FOR UPDATE", (list(job_ids), tuple(from_states)))
-    locked = cr.fetchall()
-    if not locked:
-        return Ended([], [], [])
-    newly_ended = [job_id for job_id, old_state, _channel in locked if old_state not in ENDED]
-    channels = {channel_id for _job, _state, channel_id in locked if channel_id}
+    job_ids, from_states = list(job_ids), list(from_states)
+    newly_ended = job_ids
+    if len(job_ids) > 1 or set(from_states) & set(ENDED):
+        # Rows locked first, in order, by a statement of their own: the one that ends them
+        # then sees every dependent committed meanwhile. One job moved from a state before
+        # its end is locked by the ending statement itself (``locked``): a worker's
+        # ``release`` counts it off the dependents that statement's snapshot missed.
+        _execute(cr, "SELECT id, state FROM celery_job WHERE id = ANY(%s) AND state = ANY(%s)"
+                     " ORDER BY id FOR UPDATE", (job_ids, from_states))
+        locked = cr.fetchall()
+        if not locked:
+            return Ended([], [], [])
+        job_ids = [job_id for job_id, _state in locked]
+        newly_ended = [job_id for job_id, old_state in locked if old_state not in ENDED]
     dbname = cr.connection.info.dbname
     job_notice, job_params = odoo_version.job_end_notice(dbname, "notified", "celery.job")
     batch_notice, batch_params = odoo_version.job_end_notice(dbname, "ended_batches",
                                                              "celery.job.batch")
-    cr.execute(
-        "WITH ended AS (UPDATE celery_job SET state = %s, held = false, " + assignments + ", date_done = "
-        + NOW + " WHERE id = ANY(%s) AND state IN %s"
-        " RETURNING id, name, state, user_id, batch_id),"
+    _execute(
+        cr,
+        # An enqueue share-locks the jobs it makes others wait for: ``locked`` waits for it.
+        "WITH locked AS (SELECT id FROM celery_job WHERE id = ANY(%s) AND state = ANY(%s)"
+        "  FOR UPDATE),"
+        " ended AS (UPDATE celery_job SET state = %s, held = false, " + assignments +
+        ", date_done = " + NOW + " WHERE id IN (SELECT id FROM locked)"
+        " RETURNING id, name, state, user_id, batch_id, channel_id),"
         " " + _RELEASED_SQL + ","
         " batches AS (UPDATE celery_job_batch b SET jobs_left = b.jobs_left - e.n,"
         "  state = CASE WHEN b.jobs_left = e.n THEN 'ended' ELSE 'running' END,"
@@ -745,12 +798,12 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
         " notified AS (SELECT * FROM ended WHERE %s),"
         " job_notice AS (" + job_notice + "), batch_notice AS (" + batch_notice + ")"
         " SELECT ARRAY(SELECT id FROM ended),"
-        "  ARRAY(SELECT channel FROM job_notice UNION ALL SELECT channel FROM batch_notice), "
+        "  ARRAY(SELECT channel FROM job_notice UNION ALL SELECT channel FROM batch_notice),"
+        "  ARRAY(SELECT DISTINCT channel_id FROM ended WHERE channel_id IS NOT NULL), "
         + _RELEASED_DISPATCHES,
-        (state,) + tuple(params) + ([row[0] for row in locked], tuple(from_states),
-                                    newly_ended, notify_jobs)
+        (job_ids, from_states, state) + tuple(params) + (newly_ended, notify_jobs)
         + tuple(job_params) + tuple(batch_params))
-    ids, notices, released = cr.fetchone()
+    ids, notices, channels, released = cr.fetchone()
     released = [_dispatch(row) for row in released or ()]
     if channels:
         # A slot of their paths freed (or, sequential, the next job's turn came).
@@ -767,17 +820,6 @@ def _end(cr, job_id, state, from_states, assignments, params):
                         " or ".join(from_states))
         return None
     return ended
-
-
-def release_dependents(cr, job_id):
-    """Count the done job off the jobs waiting for it that the statement which ended it did
-    not see (enqueued after its REPEATABLE READ snapshot); the Dispatches of those released.
-
-    ``cr`` is READ COMMITTED, after the job's commit; each dependency is counted once.
-    """
-    cr.execute("WITH ended AS (SELECT id, state FROM celery_job WHERE id = %s AND state = 'done'),"
-               " " + _RELEASED_SQL + " SELECT " + _RELEASED_DISPATCHES, (job_id,))
-    return [_dispatch(row) for row in cr.fetchone()[0] or ()]
 
 
 def mark_done(cr, job_id, result, exec_time):

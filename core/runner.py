@@ -1,4 +1,6 @@
 """How a worker runs one job: claim it, run the method as its user, record the outcome."""
+import heapq
+import itertools
 import logging
 import os
 import signal
@@ -73,10 +75,11 @@ def run_job(dbname, job_uuid, task_id, worker_name):
             with process.running(dbname, job.id, task_id, interruption.interrupt):
                 dispatches = _execute(process, cr, control, job, task_id, interruption)
         finally:
-            jobstore.release(control, job.id)
+            released = jobstore.release(control, job.id)
     except Exception:
         process.forget_cursors(dbname)  # no transaction or lock may outlive what went wrong
         raise
+    dispatches = (dispatches or []) + released
     if dispatches:
         publish_committed(dbname, dispatches)
     registry.signal_changes()
@@ -91,9 +94,9 @@ def _database_exists(dbname):
 
 def _execute(process, cr, control, job, task_id, interruption):
     """Run the job and record how it ended; return the Dispatches to publish once its lock
-    is let go: its retry's (``jobstore.mark_retry``), or the jobs its channels held that a
-    stop let start. Everything the job needs is decoded here, so that bad stored data fails
-    the job at once with the real reason. A stop through ``interruption`` cancels it,
+    is let go: the jobs its end released (dependents, the jobs its channels held), or its
+    retry's (``jobstore.mark_retry``). Everything the job needs is decoded here, so that
+    bad stored data fails the job at once with the real reason. A stop through ``interruption`` cancels it,
     whatever it raised since (or even if its code went on and returned)."""
     started = time.monotonic()
     # A job whose end counts off rows that concurrent ends update (its batch, its waiting
@@ -117,13 +120,8 @@ def _execute(process, cr, control, job, task_id, interruption):
                 return None
             cr.commit()
         process.wake_bus(ended.channels)
-        released = ended.released
-        if not job.ends_others:
-            # Jobs that came to wait for it while it ran, unseen by its snapshot.
-            released += jobstore.release_dependents(control, job.id)
-        if released:
-            publish_committed(cr.dbname, released)
         _logger.debug("job %s done", job.uuid)
+        return ended.released
     except Exception as error:
         cr.rollback()
         if isinstance(interruption.reason, JobStopped):
@@ -134,7 +132,6 @@ def _execute(process, cr, control, job, task_id, interruption):
             return _failed(process, control, job, error, started)
     finally:
         cr.cache.clear()  # the cursor serves the next job too
-    return None
 
 
 def _stopped(process, cr, job, task_id, started):
@@ -232,15 +229,14 @@ class Interruption:
         in_main_thread = self._thread is threading.main_thread()
         if in_main_thread:
             previous = signal.signal(signal.SIGALRM, self._raise)
-        limit = threading.Timer(seconds, self.interrupt, [JobTimeLimitExceeded(
-            "The job ran past its time limit of %s s." % seconds)])
-        limit.daemon = True
+        limit = None
         try:
             with self._lock:
                 if self.reason is not None:
                     raise self.reason  # interrupted before it started
                 self._armed = True
-            limit.start()
+            limit = _TIME_LIMITS.call_at(time.monotonic() + seconds, self.interrupt, (
+                JobTimeLimitExceeded("The job ran past its time limit of %s s." % seconds)))
             yield
         finally:
             try:
@@ -249,6 +245,53 @@ class Interruption:
                     # whose handler runs too late to raise.
                     self._armed, self._over = False, True
             finally:  # even if that signal's handler raised first
-                limit.cancel()
+                if limit is not None:
+                    _TIME_LIMITS.cancel(limit)
                 if in_main_thread:
                     signal.signal(signal.SIGALRM, previous)
+
+
+class _Calls:
+    """Calls due at given times, made by one thread of this process, started at its first
+    call (a thread per running job would cost each job a thread start)."""
+
+    def __init__(self):
+        self._forked()
+        os.register_at_fork(after_in_child=self._forked)  # the thread stays in the parent
+
+    def _forked(self):
+        self._condition = threading.Condition()
+        self._due = []  # heap of [time.monotonic(), sequence, function or None, argument]
+        self._sequence = itertools.count()
+        self._thread = None
+
+    def call_at(self, when, function, argument):
+        """Call ``function(argument)`` at ``when`` (time.monotonic()) unless cancelled; the
+        handle for ``cancel``."""
+        call = [when, next(self._sequence), function, argument]
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="queue_celery time limits")
+                self._thread.start()
+            heapq.heappush(self._due, call)
+            self._condition.notify()
+        return call
+
+    def cancel(self, call):
+        with self._condition:
+            call[2] = None  # dropped when it comes first in the heap
+
+    def _run(self):
+        while True:
+            with self._condition:
+                while not self._due or (self._due[0][2] is not None
+                                        and self._due[0][0] > time.monotonic()):
+                    self._condition.wait(self._due[0][0] - time.monotonic() if self._due
+                                         else None)
+                _when, _sequence, function, argument = heapq.heappop(self._due)
+            if function is not None:
+                function(argument)
+
+
+_TIME_LIMITS = _Calls()

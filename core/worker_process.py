@@ -107,6 +107,8 @@ class WorkerProcess:
             control = odoo_version.autocommit_cursor(dbname)
             control.execute("SET synchronous_commit = off")
             self._cursors[dbname] = (control, registry.cursor())
+            for cr in self._cursors[dbname]:
+                jobstore.keep_plans(cr)
         return self._cursors[dbname]
 
     def forget_cursors(self, dbname):

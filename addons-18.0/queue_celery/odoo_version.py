@@ -107,9 +107,9 @@ def job_end_notice(dbname, source, message_type):
     channel_head = json_dump([dbname, "res.partner"])[:-1] + ","
     now = "(statement_timestamp() at time zone 'UTC')"
     return ("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
-            " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
-            " %s, 'payload', json_build_object('id', ended.id, 'name', ended.name,"
-            " 'state', ended.state))::text, " + now + ", " + now + ", %s, %s FROM "
+            " write_uid) SELECT %s::text || u.partner_id || ']', json_build_object('type',"
+            " %s::text, 'payload', json_build_object('id', ended.id, 'name', ended.name,"
+            " 'state', ended.state))::text, " + now + ", " + now + ", %s::int, %s::int FROM "
             + source + " ended JOIN res_users u ON u.id = ended.user_id"
             " JOIN bus_presence p ON p.user_id = ended.user_id AND p.status <> 'offline'"
             " RETURNING channel",

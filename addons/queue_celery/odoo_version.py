@@ -95,12 +95,12 @@ def job_end_notice(dbname, source, message_type):
     channel_head = json_dump([dbname, "res.partner"])[:-1] + ","
     now = "(statement_timestamp() at time zone 'UTC')"
     return ("INSERT INTO bus_bus (channel, message, create_date, write_date, create_uid,"
-            " write_uid) SELECT %s || u.partner_id || ']', json_build_object('type',"
-            " %s, 'id', ended.id, 'name', ended.name, 'state', ended.state)::text, " +
-            now + ", " + now + ", %s, %s FROM " + source +
+            " write_uid) SELECT %s::text || u.partner_id || ']', json_build_object('type',"
+            " %s::text, 'id', ended.id, 'name', ended.name, 'state', ended.state)::text, " +
+            now + ", " + now + ", %s::int, %s::int FROM " + source +
             " ended JOIN res_users u ON u.id = ended.user_id"
             " JOIN bus_presence p ON p.user_id = ended.user_id"
-            " AND p.last_poll > " + now + " - make_interval(secs => %s) RETURNING channel",
+            " AND p.last_poll > " + now + " - make_interval(secs => %s::float) RETURNING channel",
             (channel_head, message_type, SUPERUSER_ID, SUPERUSER_ID, DISCONNECTION_TIMER))
 
 

@@ -34,9 +34,12 @@ class CeleryJob(models.Model):
     _description = "Background job"
     _order = "id desc"
 
+    # Every index is written at each of a job's state changes (their rows move from index
+    # to index): the job store creates those its statements and screens need, no field
+    # asks for one but ``user_id`` (the rule that shows users their own jobs).
     uuid = fields.Char(required=True, readonly=True, copy=False)  # indexed by its unique constraint
     name = fields.Char("Description", readonly=True)
-    model_name = fields.Char("Model", required=True, readonly=True, index=True)
+    model_name = fields.Char("Model", required=True, readonly=True)
     method_name = fields.Char("Method", required=True, readonly=True)
     record_ids = fields.Text("Record IDs", readonly=True, help="JSON list of the target's ids")
     args = fields.Text("Arguments", readonly=True, help="JSON")
@@ -44,23 +47,23 @@ class CeleryJob(models.Model):
     context = fields.Text(readonly=True, help="The enqueuing context, JSON")
     user_id = fields.Many2one("res.users", required=True, readonly=True, index=True,
                               ondelete="cascade")
-    company_id = fields.Many2one("res.company", readonly=True, index=True)
-    channel_id = fields.Many2one("celery.job.channel", "Channel", readonly=True, index=True,
+    company_id = fields.Many2one("res.company", readonly=True)
+    channel_id = fields.Many2one("celery.job.channel", "Channel", readonly=True,
                                  ondelete="restrict",
                                  help="Its limits and its parents' decide when it starts")
     held = fields.Boolean("Held by its channel", readonly=True,
                           help="Enqueued, waiting for its turn in its channel's path")
     queue = fields.Selection([(queue, queue.capitalize()) for queue in QUEUES],
-                             required=True, default="default", readonly=True, index=True)
+                             required=True, default="default", readonly=True)
     priority = fields.Integer(default=DEFAULT_PRIORITY, readonly=True,
                               help="0 runs first, %d last" % MAX_PRIORITY)
-    state = fields.Selection(STATES, required=True, default="pending", readonly=True, index=True)
+    state = fields.Selection(STATES, required=True, default="pending", readonly=True)
     eta = fields.Datetime("Not before", readonly=True)
     retry_count = fields.Integer("Retries", default=0, readonly=True)
     max_retries = fields.Integer(default=jobstore.DEFAULT_MAX_RETRIES, readonly=True)
     result = fields.Text(readonly=True, help="JSON")
     exc_info = fields.Text("Traceback", readonly=True)
-    celery_task_id = fields.Char("Celery task ID", readonly=True, index=True, copy=False)
+    celery_task_id = fields.Char("Celery task ID", readonly=True, copy=False)
     identity_key = fields.Char(readonly=True, copy=False)  # indexed while active (jobstore)
     worker_hostname = fields.Char("Worker", readonly=True)
     worker_pid = fields.Integer("Worker PID", readonly=True)
@@ -79,8 +82,7 @@ class CeleryJob(models.Model):
     dependent_ids = fields.Many2many(
         "celery.job", "celery_job_dependency", "depends_on_id", "job_id", string="Waited for by",
         readonly=True, help="They run once this job is done; cancelling it cancels them")
-    batch_id = fields.Many2one("celery.job.batch", readonly=True, index=True,
-                               ondelete="set null")
+    batch_id = fields.Many2one("celery.job.batch", readonly=True, ondelete="set null")
     progress = fields.Float(compute="_compute_progress", help="Percent done, as last reported")
     progress_message = fields.Char(compute="_compute_progress")
 
