@@ -15,7 +15,8 @@ channel; a consumer with nothing to take waits on its LISTEN connection's socket
 wakes as the message commits. It also looks again every ``celery_broker_polling_interval``
 without a notification (one lost with a broken connection, a message put by an earlier
 version), and as soon as one of its own deliveries is acknowledged (its prefetch window
-opens again).
+opens again). A queue found empty is not claimed from again until its next notification
+or look without one: a worker on several queues costs no round trip per empty queue.
 """
 import contextlib
 import logging
@@ -60,15 +61,18 @@ _UPGRADE = (
     " WHERE visible",
 )
 _SENTINEL_INDEX = "_ordered"
-# kombu's model numbers messages from its sequence, on the client side.
+# kombu's model numbers messages from its sequence, on the client side; they are numbered
+# in the order given, and each queue is notified once.
 _PUT = ("WITH put AS (INSERT INTO {table} (id, queue_id, payload, priority, visible, version)"
-        " VALUES (nextval('message_id_sequence'), :queue, :payload, :priority, true, 1)"
+        " SELECT nextval('message_id_sequence'), queue_id, payload, priority, true, 1"
+        " FROM unnest(CAST(:queues AS integer[]), CAST(:payloads AS text[]),"
+        " CAST(:priorities AS smallint[])) AS m(queue_id, payload, priority)"
         " RETURNING queue_id)"
-        " SELECT pg_notify(:prefix || queue_id, '') FROM put")
+        " SELECT pg_notify(:prefix || queue_id, '') FROM (SELECT DISTINCT queue_id FROM put) q")
 _FIRST_WAITING = ("SELECT id FROM {table} WHERE queue_id = :queue AND visible"
                   " ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED")
 _RESERVE = ("UPDATE {table} SET visible = false, reserved_pid = pg_backend_pid(),"
-            " reserved_start = (SELECT backend_start FROM pg_stat_get_activity(pg_backend_pid())),"
+            " reserved_start = :backend_start,"
             " reserved_until = now() + make_interval(secs => :timeout)"
             " WHERE id = (" + _FIRST_WAITING + ") RETURNING id, payload")
 _TAKE = "DELETE FROM {table} WHERE id = (" + _FIRST_WAITING + ") RETURNING id, payload"
@@ -100,22 +104,22 @@ class _Statements:
 
     def __init__(self, channel):
         self.channel = channel
-        self._connection = None
+        self._connection = self._backend_start = None
         self._lock = threading.Lock()
 
     def execute(self, statement, params):
-        """Run ``statement`` (formatted with the message table); its rows, if any."""
+        """Run ``statement`` (formatted with the message table); its rows, if any. Its
+        parameters may name the connection's ``backend_start`` too."""
         query = text(statement.format(table=self.channel.message_tablename))
         params = dict(params, prefix=self.channel.notify_prefix)
         with self._lock:
             retried = False
             while True:
-                if self._connection is None:
-                    engine, _session = self.channel._open()
-                    self._connection = engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT")
                 try:
-                    result = self._connection.execute(query, params)
+                    if self._connection is None:
+                        self._connect()
+                    result = self._connection.execute(
+                        query, dict(params, backend_start=self._backend_start))
                     rows = result.fetchall() if result.returns_rows else []
                     self._connection.commit()
                     return rows
@@ -124,6 +128,14 @@ class _Statements:
                     if retried or not error.connection_invalidated:
                         raise
                     retried = True
+
+    def _connect(self):
+        engine, _session = self.channel._open()
+        self._connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        # What tells this backend from a later one with the same pid (read once: the
+        # activity snapshot that holds it copies every backend's entry).
+        self._backend_start = self._connection.execute(text(
+            "SELECT backend_start FROM pg_stat_get_activity(pg_backend_pid())")).scalar()
 
     def close(self):
         if self._connection is not None:
@@ -200,8 +212,11 @@ class Channel(sqlalchemy.Channel):
         self._no_ack_queues = set()
         # A queue's NOTIFY channel is this prefix and its id.
         self.notify_prefix = self.message_tablename + "_"
-        self._listened = set()  # the NOTIFY channels of the queues consumed
+        self._listened = {}     # the NOTIFY channels of the queues consumed: their queues
         self._listener = None   # the psycopg2 connection listening to them, opened lazily
+        # Queues found empty since their last notification: not claimed from again (a round
+        # trip each) until one comes, or until the next look without one (polling).
+        self._empty = set()
         self._statements = _Statements(self)  # puts and claims
 
     def _engine_from_config(self):
@@ -235,7 +250,7 @@ class Channel(sqlalchemy.Channel):
     def basic_consume(self, queue, no_ack, *args, **kwargs):
         if no_ack:
             self._no_ack_queues.add(queue)
-        self._listen(self.notify_prefix + str(self._queue_id(queue)))
+        self._listen(self.notify_prefix + str(self._queue_id(queue)), queue)
         return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     def basic_cancel(self, consumer_tag):
@@ -249,8 +264,8 @@ class Channel(sqlalchemy.Channel):
         if self._qos is not None:
             self._qos.statements.close()
 
-    def _listen(self, name):
-        self._listened.add(name)
+    def _listen(self, name, queue):
+        self._listened[name] = queue
         if self._listener is not None:
             self._send_listen([name])
 
@@ -279,26 +294,47 @@ class Channel(sqlalchemy.Channel):
         return self._listener.fileno()
 
     def consume_notifications(self):
-        """Read what woke this channel's listener: the next wait waits for new ones."""
+        """Read what woke this channel's listener: its queues have messages again (the next
+        wait waits for new ones)."""
         try:
             self._listener.poll()
+            for notification in self._listener.notifies:
+                self._empty.discard(self._listened.get(notification.channel))
             self._listener.notifies.clear()
         except psycopg2.Error:
             _logger.warning("the embedded broker's LISTEN connection broke", exc_info=True)
             self._close_listener()
 
+    def forget_empty_queues(self):
+        """Claim from every queue again (a look without a notification)."""
+        self._empty.clear()
+
     def _close_listener(self):
+        self._empty.clear()  # polling from now on
         if self._listener is not None:
             with contextlib.suppress(psycopg2.Error):
                 self._listener.close()
             self._listener = None
 
-    def _put(self, queue, message, **kwargs):
-        self._statements.execute(_PUT, {
-            "queue": self._queue_id(queue), "payload": dumps(message),
-            "priority": message["properties"].get("priority") or 0})
+    def create_publish_batch(self, max_size):
+        """What kombu's ``Producer.batch()`` publishes through (see _PutBatch)."""
+        return _PutBatch(self, max_size)
+
+    def _put(self, queue, message, _publish_batch=None, **kwargs):
+        row = (self._queue_id(queue), dumps(message), message["properties"].get("priority") or 0)
+        if _publish_batch is None:
+            self.put_rows([row])
+        else:
+            _publish_batch.rows.append(row)
+
+    def put_rows(self, rows):
+        """Put the messages ``rows`` (queue id, payload, priority) in one statement."""
+        queues, payloads, priorities = zip(*rows, strict=True)
+        self._statements.execute(_PUT, {"queues": list(queues), "payloads": list(payloads),
+                                        "priorities": list(priorities)})
 
     def basic_get(self, queue, no_ack=False, **kwargs):
+        self._empty.discard(queue)  # asked for: looked at, whatever was found before
         if not no_ack:
             return super().basic_get(queue, **kwargs)
         try:
@@ -308,7 +344,14 @@ class Channel(sqlalchemy.Channel):
 
     def _get(self, queue):
         self.qos.restore_visible()
-        return self._claim(queue, _TAKE if queue in self._no_ack_queues else _RESERVE)
+        if queue in self._empty:
+            raise Empty()
+        try:
+            return self._claim(queue, _TAKE if queue in self._no_ack_queues else _RESERVE)
+        except Empty:
+            if self._listener is not None:  # its next put notifies it
+                self._empty.add(queue)
+            raise
 
     def _claim(self, queue, statement):
         rows = self._statements.execute(statement, {"queue": self._queue_id(queue),
@@ -319,6 +362,31 @@ class Channel(sqlalchemy.Channel):
         payload = loads(bytes_to_str(row[1]))
         payload["properties"]["delivery_tag"] = row[0]
         return payload
+
+
+class _PutBatch:
+    """The messages published in a kombu producer batch (``Producer.batch()``), put in
+    one statement as the batch flushes: all of them, or none when it fails."""
+
+    def __init__(self, channel, max_size):
+        self.channel, self.max_size = channel, max_size
+        self.rows = []  # filled by the channel's _put
+
+    def publish(self, message, **kwargs):
+        result = self.channel.basic_publish(message, _publish_batch=self, **kwargs)
+        if len(self.rows) >= self.max_size:
+            self.flush()
+        return result
+
+    def flush(self):
+        rows, self.rows = self.rows, []
+        if rows:
+            self.channel.put_rows(rows)
+
+    def discard(self):
+        self.rows = []
+
+    close = discard
 
 
 class Transport(sqlalchemy.Transport):
@@ -365,6 +433,9 @@ class Transport(sqlalchemy.Transport):
             if fileno is not None:
                 listeners[fileno] = channel
         ready, _, _ = select.select([wake_read, *listeners], [], [], seconds)
+        if not ready:
+            for channel in self.channels:
+                channel.forget_empty_queues()
         for fileno in ready:
             if fileno == wake_read:
                 with contextlib.suppress(BlockingIOError):

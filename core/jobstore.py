@@ -751,7 +751,8 @@ class Ended(collections.namedtuple("Ended", "ids channels released")):
     the jobs it released, both once the transaction commits."""
 
 
-def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=True):
+def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=True,
+              alone=False):
     """Move the jobs among ``job_ids`` that are in ``from_states`` to the ended ``state``
     and, in the same statement, release what waited for them and end their batches.
 
@@ -760,6 +761,10 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
     ``cr`` commits, so no crash can strand them between two transactions); each batch has
     its newly ended jobs counted off, and one whose last job ended is ended; the bus
     notices of the jobs (``notify_jobs``) and of the ended batches are written.
+
+    ``alone``: one job that was in no batch and no channel, and that no job waited for as
+    it started; the statement only ends it and writes its notice (the jobs that came to
+    wait for it since are counted off by its worker's ``release``, or by the sweeper).
     """
     job_ids, from_states = list(job_ids), list(from_states)
     newly_ended = job_ids
@@ -777,17 +782,26 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
         newly_ended = [job_id for job_id, old_state in locked if old_state not in ENDED]
     dbname = cr.connection.info.dbname
     job_notice, job_params = odoo_version.job_end_notice(dbname, "notified", "celery.job")
+    # An enqueue share-locks the jobs it makes others wait for: ``locked`` waits for it.
+    # One job is named alone, so that its prepared statement's one plan expects one row.
+    sql = ("WITH locked AS (SELECT id FROM celery_job WHERE id "
+           + ("= %s" if len(job_ids) == 1 else "= ANY(%s)") + " AND state = ANY(%s) FOR UPDATE),"
+           " ended AS (UPDATE celery_job SET state = %s, held = false, " + assignments +
+           ", date_done = " + NOW + " WHERE id IN (SELECT id FROM locked)"
+           " RETURNING id, name, state, user_id, batch_id, channel_id),"
+           " notified AS (SELECT * FROM ended WHERE %s), job_notice AS (" + job_notice + ")")
+    params = (job_ids[0] if len(job_ids) == 1 else job_ids, from_states, state) + tuple(params) \
+        + (notify_jobs,) + tuple(job_params)
+    if alone:
+        _execute(cr, sql + " SELECT ARRAY(SELECT id FROM ended),"
+                           " ARRAY(SELECT channel FROM job_notice)", params)
+        ids, notices = cr.fetchone()
+        return Ended(ids, notices, [])
     batch_notice, batch_params = odoo_version.job_end_notice(dbname, "ended_batches",
                                                              "celery.job.batch")
     _execute(
         cr,
-        # An enqueue share-locks the jobs it makes others wait for: ``locked`` waits for it.
-        "WITH locked AS (SELECT id FROM celery_job WHERE id = ANY(%s) AND state = ANY(%s)"
-        "  FOR UPDATE),"
-        " ended AS (UPDATE celery_job SET state = %s, held = false, " + assignments +
-        ", date_done = " + NOW + " WHERE id IN (SELECT id FROM locked)"
-        " RETURNING id, name, state, user_id, batch_id, channel_id),"
-        " " + _RELEASED_SQL + ","
+        sql + ", " + _RELEASED_SQL + ","
         " batches AS (UPDATE celery_job_batch b SET jobs_left = b.jobs_left - e.n,"
         "  state = CASE WHEN b.jobs_left = e.n THEN 'ended' ELSE 'running' END,"
         "  date_done = CASE WHEN b.jobs_left = e.n THEN " + NOW + " END"
@@ -795,14 +809,12 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
         "   AND id = ANY(%s) GROUP BY batch_id) e"
         "  WHERE b.id = e.batch_id RETURNING b.id, b.name, b.state, b.user_id),"
         " ended_batches AS (SELECT * FROM batches WHERE state = 'ended'),"
-        " notified AS (SELECT * FROM ended WHERE %s),"
-        " job_notice AS (" + job_notice + "), batch_notice AS (" + batch_notice + ")"
+        " batch_notice AS (" + batch_notice + ")"
         " SELECT ARRAY(SELECT id FROM ended),"
         "  ARRAY(SELECT channel FROM job_notice UNION ALL SELECT channel FROM batch_notice),"
         "  ARRAY(SELECT DISTINCT channel_id FROM ended WHERE channel_id IS NOT NULL), "
         + _RELEASED_DISPATCHES,
-        (job_ids, from_states, state) + tuple(params) + (newly_ended, notify_jobs)
-        + tuple(job_params) + tuple(batch_params))
+        params + (newly_ended,) + tuple(batch_params))
     ids, notices, channels, released = cr.fetchone()
     released = [_dispatch(row) for row in released or ()]
     if channels:
@@ -811,10 +823,10 @@ def _end_jobs(cr, job_ids, state, from_states, assignments, params, notify_jobs=
     return Ended(ids, notices, released)
 
 
-def _end(cr, job_id, state, from_states, assignments, params):
+def _end(cr, job_id, state, from_states, assignments, params, alone=False):
     """End one job with its user's bus notice (see ``_end_jobs``); None when the job was
     not in ``from_states`` (logged)."""
-    ended = _end_jobs(cr, [job_id], state, from_states, assignments, params)
+    ended = _end_jobs(cr, [job_id], state, from_states, assignments, params, alone=alone)
     if not ended.ids:
         _logger.warning("job %d: not marked %s, it was no longer %s", job_id, state,
                         " or ".join(from_states))
@@ -822,11 +834,12 @@ def _end(cr, job_id, state, from_states, assignments, params):
     return ended
 
 
-def mark_done(cr, job_id, result, exec_time):
+def mark_done(cr, job_id, result, exec_time, alone=False):
     """Record success in the transaction that holds the job's work, releasing the jobs
-    that waited for it only (see ``_end_jobs``); an Ended, or None."""
+    that waited for it only (see ``_end_jobs``, and its ``alone``: a worker's job that
+    ends no others); an Ended, or None."""
     return _end(cr, job_id, DONE, (STARTED,), "result = %s, exc_info = NULL, exec_time = %s",
-                (result, exec_time))
+                (result, exec_time), alone)
 
 
 def fail(cr, job_id, exc_info, exec_time=None, from_states=(STARTED,)):

@@ -114,7 +114,7 @@ def _execute(process, cr, control, job, task_id, interruption):
             # Done is written with the job's work, and releases what waited for it: all
             # commit, or nothing does.
             ended = jobstore.mark_done(cr, job.id, encode_result(result),
-                                       time.monotonic() - started)
+                                       time.monotonic() - started, alone=not job.ends_others)
             if ended is None:
                 cr.rollback()  # the job was moved on meanwhile: its work is not kept
                 return None

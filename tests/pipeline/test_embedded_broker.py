@@ -4,6 +4,7 @@ reserved until acknowledged, and comes back when its consumer dies, closes or ti
 The first tests drive kombu connections of this process to the embedded broker; the
 last ones real ``odoo celery worker`` processes, killed or stopped while they hold jobs.
 """
+import collections
 import os
 import signal
 import threading
@@ -111,6 +112,23 @@ def test_a_message_consumed_without_acks_is_deleted_as_it_is_delivered(name):
         assert messages(name) == {"waiting": 0, "reserved": 0}
 
 
+def test_a_producer_batch_puts_its_messages_in_one_statement_in_their_order(name):
+    with connection() as conn, conn.SimpleQueue(name) as queue:
+        channel = queue.producer.channel
+        puts = []
+        put_rows = channel.put_rows
+        channel.put_rows = lambda rows: (puts.append(len(rows)), put_rows(rows))
+        with queue.producer.batch():
+            for n in range(5):
+                queue.put({"n": n})
+            assert messages(name) == {"waiting": 0, "reserved": 0}
+        assert puts == [5]
+        received = [queue.get(timeout=5) for _ in range(5)]
+        for message in received:
+            message.ack()
+        assert [message.payload["n"] for message in received] == list(range(5))
+
+
 def test_a_broker_database_of_an_earlier_version_is_upgraded_in_place(name):
     dbname = "qc_pytest_old_broker_%d" % os.getpid()
     odoo.tools.config["celery_broker_db"] = dbname
@@ -193,6 +211,41 @@ def test_without_a_notification_a_consumer_still_finds_messages_by_polling(name)
         message.ack()
         assert message.payload == {"n": 2}
         assert queue.channel._listener not in (None, listener)
+
+
+def test_an_empty_queue_is_claimed_from_again_only_once_notified(name):
+    # A consumer of a busy queue and an empty one: the empty one costs a claim (a round
+    # trip) when first found empty, not one per message of the other.
+    empty = name + "-empty"
+    received = []
+    with connection(polling_interval=60) as conn:
+        channel = conn.channel()
+        claims = collections.Counter()
+        claim = channel._claim
+
+        def counted_claim(queue, statement):
+            claims[queue] += 1
+            return claim(queue, statement)
+
+        channel._claim = counted_claim
+        queues = [kombu.Queue(queue_name, kombu.Exchange(queue_name), routing_key=queue_name)
+                  for queue_name in (name, empty)]
+        with kombu.Consumer(channel, queues, callbacks=[lambda body, message: (
+                received.append(body), message.ack())]):
+            with pytest.raises(TimeoutError):  # both exist, and their consumer listens
+                conn.drain_events(timeout=0.5)
+            with conn.Producer() as producer:
+                for n in range(20):
+                    producer.publish({"n": n}, exchange=name, routing_key=name)
+            while len(received) < 20:
+                conn.drain_events(timeout=10)
+            assert claims[empty] <= 2
+            # Put on the empty queue, it is claimed from again at once: its NOTIFY.
+            thread, put_at = put_later(celeryapp.broker_url(), empty, {"n": "late"})
+            conn.drain_events(timeout=30)
+            thread.join(5)
+        assert received[-1] == {"n": "late"}
+    query(option("broker_db"), "DELETE FROM kombu_queue WHERE name = %s", (empty,))
 
 
 def job_states(database, ids):

@@ -140,3 +140,16 @@ def test_a_dependent_the_ending_statement_did_not_see_is_released_after_once(sto
     assert jobstore.release(store, first) == []
     store.execute("SELECT state, dependencies_left FROM celery_job WHERE id = %s", (unseen,))
     assert store.fetchone() == ("pending", 0)
+
+
+def test_a_job_ended_alone_leaves_its_dependents_to_its_release(store):
+    # A worker's job that nothing waited for as it started ends in a statement that only
+    # ends it: a dependent that came while it ran is released by the worker's release.
+    first = insert(store)
+    store.execute("UPDATE celery_job SET state = 'started' WHERE id = %s", (first,))
+    later = insert(store, [first])
+    ended = jobstore.mark_done(store, first, "null", 0.01, alone=True)
+    assert (ended.ids, ended.released) == ([first], [])
+    assert states(store, first, later) == ["done", "waiting"]
+    assert [job.id for job in jobstore.release(store, first)] == [later]
+    assert states(store, later) == ["pending"]
