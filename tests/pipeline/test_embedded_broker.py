@@ -5,6 +5,7 @@ The first tests drive kombu connections of this process to the embedded broker; 
 last ones real ``odoo celery worker`` processes, killed or stopped while they hold jobs.
 """
 import collections
+import gc
 import os
 import signal
 import threading
@@ -118,10 +119,13 @@ def test_a_producer_batch_puts_its_messages_in_one_statement_in_their_order(name
         puts = []
         put_rows = channel.put_rows
         channel.put_rows = lambda rows: (puts.append(len(rows)), put_rows(rows))
-        with queue.producer.batch():
-            for n in range(5):
-                queue.put({"n": n})
-            assert messages(name) == {"waiting": 0, "reserved": 0}
+        try:
+            with queue.producer.batch():
+                for n in range(5):
+                    queue.put({"n": n})
+                assert messages(name) == {"waiting": 0, "reserved": 0}
+        finally:
+            del channel.put_rows  # no cycle left for the garbage collector to close later
         assert puts == [5]
         received = [queue.get(timeout=5) for _ in range(5)]
         for message in received:
@@ -135,8 +139,9 @@ def test_a_broker_database_of_an_earlier_version_is_upgraded_in_place(name):
     try:
         url = celeryapp.broker_url()  # creates the database
             # The tables of kombu's own transport, as earlier versions made them, with a message.
-        with kombu.Connection(url.replace("odoopg+", "sqla+")) as old:
-            old.SimpleQueue(name).put({"n": 1})
+        with kombu.Connection(url.replace("odoopg+", "sqla+")) as old, \
+                old.SimpleQueue(name) as old_queue:
+            old_queue.put({"n": 1})
         with kombu.Connection(url) as conn, conn.SimpleQueue(name) as queue:
             message = queue.get(timeout=5)
             assert message.payload == {"n": 1}
@@ -151,6 +156,10 @@ def test_a_broker_database_of_an_earlier_version_is_upgraded_in_place(name):
         odoo.tools.config["celery_broker_db"] = ""
         for key in [key for key in broker.Channel._engines if dbname in key]:
             broker.Channel._engines.pop(key)[0].dispose()
+        # Sessions of the closed connections given back now, while their backends live:
+        # the garbage collector would reset them later, failing and logging amid whatever
+        # runs then (Python 3.11.7 fails an import that this interrupts).
+        gc.collect()
         query("postgres", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % dbname)
 
 
@@ -230,20 +239,24 @@ def test_an_empty_queue_is_claimed_from_again_only_once_notified(name):
         channel._claim = counted_claim
         queues = [kombu.Queue(queue_name, kombu.Exchange(queue_name), routing_key=queue_name)
                   for queue_name in (name, empty)]
-        with kombu.Consumer(channel, queues, callbacks=[lambda body, message: (
-                received.append(body), message.ack())]):
-            with pytest.raises(TimeoutError):  # both exist, and their consumer listens
-                conn.drain_events(timeout=0.5)
-            with conn.Producer() as producer:
-                for n in range(20):
-                    producer.publish({"n": n}, exchange=name, routing_key=name)
-            while len(received) < 20:
-                conn.drain_events(timeout=10)
-            assert claims[empty] <= 2
-            # Put on the empty queue, it is claimed from again at once: its NOTIFY.
-            thread, put_at = put_later(celeryapp.broker_url(), empty, {"n": "late"})
-            conn.drain_events(timeout=30)
-            thread.join(5)
+        try:
+            with kombu.Consumer(channel, queues, callbacks=[lambda body, message: (
+                    received.append(body), message.ack())]):
+                with pytest.raises(TimeoutError):  # both exist, and their consumer listens
+                    conn.drain_events(timeout=0.5)
+                with conn.Producer() as producer:
+                    for n in range(20):
+                        producer.publish({"n": n}, exchange=name, routing_key=name)
+                while len(received) < 20:
+                    conn.drain_events(timeout=10)
+                assert claims[empty] <= 2
+                # Put on the empty queue, it is claimed from again at once: its NOTIFY.
+                thread, _put_at = put_later(celeryapp.broker_url(), empty, {"n": "late"})
+                conn.drain_events(timeout=30)
+                thread.join(5)
+        finally:
+            del channel._claim  # no cycle left for the garbage collector to close later
+            channel.close()
         assert received[-1] == {"n": "late"}
     query(option("broker_db"), "DELETE FROM kombu_queue WHERE name = %s", (empty,))
 
