@@ -77,7 +77,7 @@ def measure_e2e(counts, runs, brokers, profile=False):
     return results
 
 
-def measure_layout(counts, runs, brokers, layouts=(1, 2)):
+def measure_layout(counts, runs, brokers, layouts):
     """``make run``'s own layout: ``odoo --workers=2 --load=web,queue_celery`` forking
     ``celery_workers_default`` solo workers for the default queue (each of ``layouts``),
     the same no-op jobs (100 per transaction) timed until the last is done; beside it as

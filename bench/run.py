@@ -113,7 +113,11 @@ def main():
         if "e2e" in only:
             results["e2e"] = e2e.measure_e2e(counts, options.runs, brokers, options.profile)
         if "layout" in only:
-            results["layout"] = e2e.measure_layout(counts, options.runs, brokers)
+            # One default worker and the shipped count; --quick only what `make run` ships.
+            from odoo.addons.queue_celery.core.settings import OPTIONS
+            shipped = OPTIONS["workers_default"].default
+            results["layout"] = e2e.measure_layout(counts, options.runs, brokers,
+                                                   (shipped,) if options.quick else (1, shipped))
         if "enqueue" in only:
             results["enqueue"] = enqueue.measure_enqueue(counts, options.runs, wants_qj)
         if "latency" in only:
