@@ -96,8 +96,9 @@ def _execute(process, cr, control, job, task_id, interruption):
     """Run the job and record how it ended; return the Dispatches to publish once its lock
     is let go: the jobs its end released (dependents, the jobs its channels held), or its
     retry's (``jobstore.mark_retry``). Everything the job needs is decoded here, so that
-    bad stored data fails the job at once with the real reason. A stop through ``interruption`` cancels it,
-    whatever it raised since (or even if its code went on and returned)."""
+    bad stored data fails the job at once with the real reason. A stop through
+    ``interruption`` cancels it, whatever it raised since (or even if its code went on and
+    returned)."""
     started = time.monotonic()
     # A job whose end counts off rows that concurrent ends update (its batch, its waiting
     # dependents) runs at READ COMMITTED: at REPEATABLE READ each such end would fail with a
