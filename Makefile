@@ -44,7 +44,7 @@ space := $(subst ,, )
 comma := ,
 RUN_TESTS := $(PYTHON) scripts/run-tests --odoo=$(subst $(space),$(comma),$(TEST_VERSIONS))
 
-.PHONY: setup run test test-odoo test-faults bench bench-quick lint clean
+.PHONY: setup run test test-odoo test-faults bench bench-quick bench-drain lint clean
 
 setup: $(VENV)/.installed node_modules/.installed
 	@scripts/ensure-services $(if $(CI),--brokers)
@@ -106,6 +106,12 @@ bench: setup
 bench-quick: setup
 	$(VENV)/bin/pip install -q -r bench/requirements.txt
 	$(PY) bench/run.py --quick
+
+# A million jobs enqueued, then drained, on Redis and on the embedded broker: the rate of the
+# first and last tenth, memory, the job list (about an hour per broker; not part of `bench`).
+bench-drain: setup
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	$(PY) bench/run.py --only drain --brokers redis,embedded
 
 # pylint-odoo's Odoo checks, less OCA's publishing rules (author, README.rst); the worker and
 # the crons commit on purpose, each step of a job being a transaction of its own. Both addons

@@ -353,27 +353,61 @@ def channel_lines(results):
             ""]
 
 
-def write_channels(results, path):
-    """Replace (or add before "## Machine") the channels section of the report at ``path``."""
+DRAIN_TITLE = "## Drain"
+
+
+def drain_lines(results):
+    """The section on draining many jobs: the rate of the first and last tenth, memory, the
+    job list after."""
+    lines = [DRAIN_TITLE, "",
+             "Written by `%s` on %s (load average at start %s): jobs enqueued by"
+             " `enqueue_many()`, 10,000 per transaction, with no worker running, then drained"
+             " by a 2-process worker; the rate of each tenth of the jobs, the memory of every"
+             " process as the first and the last tenth end (RSS; the PostgreSQL backends of the"
+             " bench's databases without the shared buffers they touched), and the job list's"
+             " first page with its count on the table they leave (median of %d)."
+             % (results.get("command", "bench/run.py --only drain"), results["date"],
+                results.get("load_start"), results["runs"]),
+             "",
+             "| Broker | Jobs | Enqueue | First tenth | Last tenth | Last / first | Worker"
+             " parent | Pool processes | Backends | Broker server | Job list |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for broker, data in results["drain"].items():
+        first, last = data["tenths"][0], data["tenths"][-1]
+
+        def memory(key):
+            before, after = (sum(tenth["rss"][key]) if isinstance(tenth["rss"][key], list)
+                             else tenth["rss"][key] for tenth in (first, last))
+            return "%.0f -> %.0f MiB" % (before / 2**20, after / 2**20) if before else "-"
+        lines.append("| %s | %s | %.0f jobs/s | %.0f jobs/s | %.0f jobs/s | %.2f | %s | %s | %s |"
+                     " %s | %.0f ms |" % (
+                         broker, format(data["count"], ","), data["enqueue_rate"], first["rate"],
+                         last["rate"], last["rate"] / first["rate"], memory("worker"),
+                         memory("pool"), memory("backends"), memory("server"),
+                         1000 * median(data["list"])))
+    lines += ["", "Every tenth's rate (jobs/s): " + "; ".join(
+        "%s %s" % (broker, ", ".join("%.0f" % tenth["rate"] for tenth in data["tenths"]))
+        for broker, data in results["drain"].items()), ""]
+    return lines
+
+
+# The sections a run of one measurement rewrites alone: its title and its lines.
+SECTIONS = {"versions": (VERSIONS_TITLE, versions_lines),
+            "channel": (CHANNELS_TITLE, channel_lines),
+            "drain": (DRAIN_TITLE, drain_lines)}
+
+
+def write_section(results, path, name):
+    """Replace (or add before "## Machine", or at the end) the section of the measurement
+    ``name`` (of SECTIONS) in the report at ``path``."""
+    title, lines = SECTIONS[name]
     text = path.read_text() if path.exists() else ""
-    start = text.find(CHANNELS_TITLE)
+    start = text.find(title)
     if start < 0:
         start = end = text.find("## Machine") if "## Machine" in text else len(text)
     else:
         end = text.find("\n## ", start + 1) + 1 or len(text)
-    path.write_text(text[:start] + "\n".join(channel_lines(results)) + "\n" + text[end:])
-
-
-def write_versions(results, path):
-    """Replace (or add before "## Machine", or at the end) the versions section of the report
-    at ``path``."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find(VERSIONS_TITLE)
-    if start < 0:
-        start = end = text.find("## Machine") if "## Machine" in text else len(text)
-    else:
-        end = text.find("\n## ", start + 1) + 1 or len(text)
-    path.write_text(text[:start] + "\n".join(versions_lines(results)) + "\n" + text[end:])
+    path.write_text(text[:start] + "\n".join(lines(results)) + "\n" + text[end:])
 
 
 def write_report(results, path, command):
@@ -392,10 +426,9 @@ def write_report(results, path, command):
     for row in build_rows(results):
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    if "versions" in results:
-        lines += versions_lines(results)
-    if "channel" in results:
-        lines += channel_lines(results)
+    for name, (_title, section) in SECTIONS.items():
+        if name in results:
+            lines += section(results)
     lines += [
         "## Machine",
         "",

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import harness  # noqa: E402  (imports odoo as this Odoo version starts)
 import odoo  # noqa: E402
-from bench import e2e, enqueue, latency, memory, metrics, report, scale  # noqa: E402
+from bench import drain, e2e, enqueue, latency, memory, metrics, report, scale  # noqa: E402
 from bench.rig import (  # noqa: E402
     BENCH,
     DB_BROKER,
@@ -43,12 +43,15 @@ from harness import ODOO_VERSION, ROOT  # noqa: E402
 FULL_COUNTS = dict(e2e=5000, e2e_embedded=5000, qj_e2e=5000, enqueue=10000, qj_enqueue=10000,
                     light=30, load_rate=100, load_seconds=10, low=5000, high=20,
                     scale=1000000, rss=10000, batch=5000, versions=2000, channel=1000, backlog=2000,
-                    layout=2000)
+                    layout=2000, drain=1000000)
 QUICK_COUNTS = dict(e2e=200, e2e_embedded=100, qj_e2e=100, enqueue=500, qj_enqueue=200, light=10,
                     load_rate=50, load_seconds=2, low=500, high=10, scale=20000, rss=300,
-                    batch=200, versions=100, channel=100, backlog=300, layout=200)
+                    batch=200, versions=100, channel=100, backlog=300, layout=200,
+                    drain=2000)
 MEASUREMENTS = ("e2e", "layout", "enqueue", "latency", "priority", "queue_job", "scale", "backlog",
-                "metrics", "rss", "batch", "versions", "channel")
+                "metrics", "rss", "batch", "versions", "channel", "drain")
+# Run only when asked for (--only): a million jobs take about an hour per broker.
+ASKED_ONLY = ("drain",)
 # What --quick measures without --only, on Redis and the embedded broker (under 3 minutes):
 # the figures of the issue 16 targets.
 QUICK_MEASUREMENTS = ("e2e", "layout", "enqueue", "latency", "backlog")
@@ -86,7 +89,8 @@ def main():
     # OCA queue_job is measured where the bench installs it from PyPI: Odoo 11 (QUEUE_JOB_VERSION).
     with_qj = ODOO_VERSION.major == 11
     # A full run compares versions only when asked to: its own e2e figures are the rest.
-    only = options.only or [name for name in MEASUREMENTS if (name != "versions" or len(versions) > 1)
+    only = options.only or [name for name in MEASUREMENTS if name not in ASKED_ONLY
+                            and (name != "versions" or len(versions) > 1)
                             and (name != "queue_job" or with_qj)
                             and (name in QUICK_MEASUREMENTS or not options.quick)]
     brokers = [broker for broker in (options.brokers or (
@@ -138,6 +142,8 @@ def main():
             results["batch"] = e2e.measure_batch(counts, options.runs, brokers[0])
         if "channel" in only:
             results["channel"] = e2e.measure_channel(counts, options.runs, brokers[0])
+        if "drain" in only:
+            results["drain"] = drain.measure_drain(counts, options.runs, brokers)
         if "versions" in only:
             results["versions"] = e2e.measure_versions(counts, options.runs, brokers, versions,
                                                        options.quick)
@@ -164,12 +170,10 @@ def main():
 
 
 def write(results, path, only):
-    """The report at ``path``; after ``--only versions`` (or ``channel``), only that section:
+    """The report at ``path``; after ``--only`` one of report.SECTIONS, only that section:
     the rest keeps the last full run's figures."""
-    if only == ["versions"]:
-        report.write_versions(results, path)
-    elif only == ["channel"]:
-        report.write_channels(results, path)
+    if len(only) == 1 and only[0] in report.SECTIONS:
+        report.write_section(results, path, only[0])
     else:
         report.write_report(results, path, results["command"])
 

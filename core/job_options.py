@@ -10,7 +10,7 @@ import xmlrpc.client
 
 from . import encoding
 from .celeryapp import DEFAULT_PRIORITY, MAX_PRIORITY, QUEUES
-from .jobstore import DEFAULT_MAX_RETRIES, function_defaults
+from .jobstore import DEFAULT_MAX_RETRIES
 from .jobstore import channel as find_channel
 from .settings import option
 
@@ -184,10 +184,9 @@ def pattern_delay(pattern, retry_count):
     return max(steps)[1] if steps else None
 
 
-def with_function_defaults(cr, model_name, method_name, options):
-    """``options`` (enqueue's, by name) with those not given taken from the job function of
-    ``model_name.method_name``, which is created here when it is the method's first job."""
-    defaults = function_defaults(cr, model_name, method_name)
+def with_function_defaults(defaults, options):
+    """``options`` (enqueue's, by name) with those not given taken from ``defaults`` (a job
+    function's, as ``jobstore.function_defaults`` reads them)."""
     given = dict(options)
     for name, value in defaults.items():
         if given.get(name) is None or given.get(name) is False:

@@ -9,7 +9,6 @@ and logs a transition that found nothing to move.
 """
 import collections
 import datetime
-import hashlib
 import itertools
 import logging
 import random
@@ -84,12 +83,14 @@ def new_task_id():
 def keep_plans(cr):
     """Have ``cr`` run the statements of a job's run (its claim, its end, its release) as
     prepared statements of its session, each planned once instead of at every job: for
-    the cursors a worker keeps from job to job, whose connection nothing resets meanwhile
-    (a pool's reset discards them; a cursor borrowed again keeps plans anew)."""
-    cr._celery_prepared = set()
+    the cursors a worker keeps from job to job, and an enqueuing cursor's INSERTs after its
+    first (``insert``). Their names are new to this process, so a connection that Odoo's
+    pool lends to another cursor never meets one twice."""
+    cr._celery_plans = {}  # statement: its name
 
 
 _PLACEHOLDER = re.compile("%([%s])")
+_PLAN_NAMES = itertools.count(1)
 
 
 def _execute(cr, sql, params):
@@ -97,16 +98,17 @@ def _execute(cr, sql, params):
     statement where ``cr`` keeps plans (``keep_plans``), else as it is. Its parameters are
     typed by where they stand, so each must stand where PostgreSQL can tell its type (a
     cast otherwise); a list is an array (``= ANY(%s)``), never a tuple (``IN %s``)."""
-    prepared = getattr(cr, "_celery_prepared", None)
-    if prepared is None:
+    plans = getattr(cr, "_celery_plans", None)
+    if plans is None:
         cr.execute(sql, params)
         return
-    name = "queue_celery_" + hashlib.md5(sql.encode()).hexdigest()
-    if name not in prepared:
+    name = plans.get(sql)
+    if name is None:
+        name = "queue_celery_%d" % next(_PLAN_NAMES)
         number = itertools.count(1)
         cr.execute("PREPARE %s AS %s" % (name, _PLACEHOLDER.sub(
             lambda match: "%" if match.group(1) == "%" else "$%d" % next(number), sql)))
-        prepared.add(name)
+        plans[sql] = name
     cr.execute("EXECUTE %s(%s)" % (name, ", ".join(["%s"] * len(params))), params)
 
 
@@ -404,7 +406,8 @@ def channel(cr, name):
 
 def function_defaults(cr, model_name, method_name):
     """The defaults the job function of ``model_name.method_name`` sets, by enqueue's option
-    names (``channel`` is a name); the function is created when missing, whoever enqueues."""
+    names (``channel`` is a name); None when it is missing: it is created then, with none,
+    whoever enqueues."""
     cr.execute("SELECT c.name, f.priority, f.max_retries, f.time_limit FROM celery_job_function f"
                " LEFT JOIN celery_job_channel c ON c.id = f.channel_id"
                " WHERE f.model_name = %s AND f.method_name = %s", (model_name, method_name))
@@ -416,7 +419,7 @@ def function_defaults(cr, model_name, method_name):
                    " ON CONFLICT (model_name, method_name) DO NOTHING",
                    ("%s.%s" % (model_name, method_name), model_name, method_name,
                     SUPERUSER_ID, SUPERUSER_ID))
-        return {}
+        return None
     channel_name, priority, max_retries, time_limit = row
     return {name: value for name, value in (
         ("channel", channel_name), ("priority", int(priority) if priority else None),
@@ -467,6 +470,16 @@ def _dependencies_left(cr, depends_on):
     return sum(state != DONE for state in states.values())
 
 
+_INSERT = (
+    "INSERT INTO celery_job (%s, state, dependencies_left, batch_id, retry_count,"
+    " celery_task_id, create_uid, write_uid, create_date, write_date)"
+    " VALUES (%s, %%s, %%s, %%s, 0, %%s, %%s, %%s, %s, %s)"
+    " ON CONFLICT (user_id, identity_key) WHERE identity_key IS NOT NULL"
+    " AND state IN %s DO NOTHING RETURNING id"
+    % (", ".join(INSERT_COLUMNS), ", ".join(["%s"] * len(INSERT_COLUMNS)), NOW, NOW,
+       _ACTIVE_SQL))
+
+
 def insert(cr, values, uid, depends_on=(), batch_id=None):
     """Write a new job (``values``: INSERT_COLUMNS by name) as user ``uid``: ``pending``,
     or ``waiting`` until every job of ``depends_on`` (ids of existing jobs) is done.
@@ -480,14 +493,10 @@ def insert(cr, values, uid, depends_on=(), batch_id=None):
     row = dict(values, uuid=job_uuid)
     params = [row[column] for column in INSERT_COLUMNS] + [
         WAITING if left else PENDING, left, batch_id, task_id, uid, uid]
-    cr.execute(
-        "INSERT INTO celery_job (%s, state, dependencies_left, batch_id, retry_count,"
-        " celery_task_id, create_uid, write_uid, create_date, write_date)"
-        " VALUES (%s, %%s, %%s, %%s, 0, %%s, %%s, %%s, %s, %s)"
-        " ON CONFLICT (user_id, identity_key) WHERE identity_key IS NOT NULL"
-        " AND state IN %s DO NOTHING RETURNING id"
-        % (", ".join(INSERT_COLUMNS), ", ".join(["%s"] * len(INSERT_COLUMNS)), NOW, NOW,
-           _ACTIVE_SQL), params)
+    if getattr(cr, "_celery_plans", None) is None and getattr(cr, "_celery_inserted", False):
+        keep_plans(cr)  # a cursor enqueuing jobs in a loop (the first PREPARE costs a round trip)
+    cr._celery_inserted = True
+    _execute(cr, _INSERT, params)
     inserted = cr.fetchone()
     if inserted:
         if depends_on:

@@ -53,6 +53,14 @@ def after_commit(cr, on_commit, on_rollback):
     cr.postrollback.add(on_rollback)
 
 
+# How a model's ``create`` override is declared (it passes its argument on as it is).
+model_create = api.model_create_multi
+
+
+def clear_caches(env):
+    """Drop the ormcaches of ``env``'s registry, in every process of it."""
+    env.registry.clear_cache()
+
 @contextmanager
 def environment(cr, uid, context):
     """An environment for a job, outside any request; its caches are dropped after it.

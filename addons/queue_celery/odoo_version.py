@@ -51,6 +51,14 @@ def after_commit(cr, on_commit, on_rollback):
     cr.after("rollback", on_rollback)
 
 
+# How a model's ``create`` override is declared (it passes its argument on as it is).
+model_create = api.model
+
+
+def clear_caches(env):
+    """Drop the ormcaches of ``env``'s registry, in every process of it."""
+    env.registry.clear_caches()
+
 @contextmanager
 def environment(cr, uid, context):
     """An environment for a job, outside any request; its caches are dropped after it."""

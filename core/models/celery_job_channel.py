@@ -82,6 +82,8 @@ class CeleryJobChannel(models.Model):
             self.filtered(lambda channel: channel.name != vals["name"]) \
                 ._check_not_root_or_parent("renamed")
         result = super().write(vals)
+        if "name" in vals:
+            odoo_version.clear_caches(self.env)  # job functions name their channels
         if any(field in vals for field in LIMITS):
             self._release_held()
         return result

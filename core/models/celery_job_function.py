@@ -1,10 +1,12 @@
 """Per-method job defaults: one record per ``model.method`` enqueued."""
 import re
+import types
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
-from .. import job_options
+from ... import odoo_version
+from .. import job_options, jobstore
 from ..celeryapp import MAX_PRIORITY
 
 # A related action is a method written as one: a job manager names it, any user who opens a
@@ -50,6 +52,34 @@ class CeleryJobFunction(models.Model):
          % job_options.TIME_LIMIT_MAX, "time_limit: 0 (the default) to %d s."
          % job_options.TIME_LIMIT_MAX),
     ]
+
+    @odoo_version.model_create
+    def create(self, vals):
+        functions = super().create(vals)
+        odoo_version.clear_caches(self.env)
+        return functions
+
+    def write(self, vals):
+        result = super().write(vals)
+        odoo_version.clear_caches(self.env)
+        return result
+
+    def unlink(self):
+        result = super().unlink()
+        odoo_version.clear_caches(self.env)
+        return result
+
+    @api.model
+    @tools.ormcache("model_name", "method_name")
+    def _enqueue_defaults(self, model_name, method_name):
+        """What enqueue takes from the job function of ``model_name.method_name`` (see
+        ``jobstore.function_defaults``), kept by each process until a function or a channel's
+        name changes. A function created here is forgotten if its transaction rolls back."""
+        defaults = jobstore.function_defaults(self.env.cr, model_name, method_name)
+        if defaults is None:
+            odoo_version.after_commit(self.env.cr, lambda: None,
+                                      lambda: odoo_version.clear_caches(self.env))
+        return types.MappingProxyType(defaults or {})
 
     @api.depends("model_name", "method_name")
     def _compute_name(self):

@@ -108,7 +108,8 @@ class CeleryJob(models.Model):
             # The method's job function (created by its first job) fills what is not given;
             # it and the channel are read in SQL.
             odoo_version.flush(self.env)
-            defaults = job_options.with_function_defaults(self.env.cr, model_name, method_name, {
+            function = self.env["celery.job.function"]._enqueue_defaults(model_name, method_name)
+            defaults = job_options.with_function_defaults(function, {
                 "channel": channel, "priority": priority, "max_retries": max_retries,
                 "time_limit": time_limit})
             channel_id, queue = job_options.check_channel(self.env.cr, defaults["channel"], queue)
