@@ -372,18 +372,19 @@ def drain_lines(results):
              "| Broker | Jobs | Enqueue | First tenth | Last tenth | Last / first | Worker"
              " parent | Pool processes | Backends | Broker server | Job list |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    def memory(first, last, key):
+        before, after = (sum(tenth["rss"][key]) if isinstance(tenth["rss"][key], list)
+                         else tenth["rss"][key] for tenth in (first, last))
+        return "%.0f -> %.0f MiB" % (before / 2**20, after / 2**20) if before else "-"
+
     for broker, data in results["drain"].items():
         first, last = data["tenths"][0], data["tenths"][-1]
-
-        def memory(key):
-            before, after = (sum(tenth["rss"][key]) if isinstance(tenth["rss"][key], list)
-                             else tenth["rss"][key] for tenth in (first, last))
-            return "%.0f -> %.0f MiB" % (before / 2**20, after / 2**20) if before else "-"
         lines.append("| %s | %s | %.0f jobs/s | %.0f jobs/s | %.0f jobs/s | %.2f | %s | %s | %s |"
                      " %s | %.0f ms |" % (
                          broker, format(data["count"], ","), data["enqueue_rate"], first["rate"],
-                         last["rate"], last["rate"] / first["rate"], memory("worker"),
-                         memory("pool"), memory("backends"), memory("server"),
+                         last["rate"], last["rate"] / first["rate"], memory(first, last, "worker"),
+                         memory(first, last, "pool"), memory(first, last, "backends"),
+                         memory(first, last, "server"),
                          1000 * median(data["list"])))
     lines += ["", "Every tenth's rate (jobs/s): " + "; ".join(
         "%s %s" % (broker, ", ".join("%.0f" % tenth["rate"] for tenth in data["tenths"]))
