@@ -100,10 +100,14 @@ _RESTORE_LOST = _unreserve(
 class _Statements:
     """A connection of its own on which each statement commits alone: one round trip a
     statement, where a pooled session costs a ping, BEGIN and COMMIT more. Threads take
-    turns on it; a connection found broken is replaced once, then the error is raised."""
+    turns on it; a connection found broken is replaced once, then the error is raised.
 
-    def __init__(self, channel):
-        self.channel = channel
+    Not ``durable``, its commits do not wait for the disk: for claims and acknowledgements,
+    which a crash of PostgreSQL may only undo (a message given again, that its job's claim
+    drops if the job ran), never turn into a loss. Puts are durable."""
+
+    def __init__(self, channel, durable):
+        self.channel, self.durable = channel, durable
         self._connection = self._backend_start = None
         self._lock = threading.Lock()
 
@@ -132,6 +136,8 @@ class _Statements:
     def _connect(self):
         engine, _session = self.channel._open()
         self._connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if not self.durable:
+            self._connection.execute(text("SET synchronous_commit = off"))
         # What tells this backend from a later one with the same pid (read once: the
         # activity snapshot that holds it copies every backend's entry).
         self._backend_start = self._connection.execute(text(
@@ -155,7 +161,7 @@ class QoS(virtual.QoS):
 
     def __init__(self, channel, *args, **kwargs):
         super().__init__(channel, *args, **kwargs)
-        self.statements = _Statements(channel)
+        self.statements = _Statements(channel, durable=False)
 
     def _execute(self, statement, params):
         self.statements.execute(statement, params)
@@ -217,7 +223,8 @@ class Channel(sqlalchemy.Channel):
         # Queues found empty since their last notification: not claimed from again (a round
         # trip each) until one comes, or until the next look without one (polling).
         self._empty = set()
-        self._statements = _Statements(self)  # puts and claims
+        self._puts = _Statements(self, durable=True)
+        self._claims = _Statements(self, durable=False)
 
     def _engine_from_config(self):
         conninfo = self.connection.client
@@ -260,7 +267,8 @@ class Channel(sqlalchemy.Channel):
     def close(self):
         self._close_listener()
         super().close()  # gives back what it holds first
-        self._statements.close()
+        self._puts.close()
+        self._claims.close()
         if self._qos is not None:
             self._qos.statements.close()
 
@@ -330,7 +338,7 @@ class Channel(sqlalchemy.Channel):
     def put_rows(self, rows):
         """Put the messages ``rows`` (queue id, payload, priority) in one statement."""
         queues, payloads, priorities = zip(*rows, strict=True)
-        self._statements.execute(_PUT, {"queues": list(queues), "payloads": list(payloads),
+        self._puts.execute(_PUT, {"queues": list(queues), "payloads": list(payloads),
                                         "priorities": list(priorities)})
 
     def basic_get(self, queue, no_ack=False, **kwargs):
@@ -354,7 +362,7 @@ class Channel(sqlalchemy.Channel):
             raise
 
     def _claim(self, queue, statement):
-        rows = self._statements.execute(statement, {"queue": self._queue_id(queue),
+        rows = self._claims.execute(statement, {"queue": self._queue_id(queue),
                                                     "timeout": self.visibility_timeout})
         if not rows:
             raise Empty()

@@ -176,7 +176,7 @@ def publish_committed(dbname, dispatches, check=False):
     ``check``: publish only the jobs the database holds as they are in ``dispatches`` (the
     transaction that wrote them may have rolled some back to a savepoint).
     """
-    with odoo_version.read_committed_cursor(dbname) as cr:
+    with odoo_version.autocommit_cursor(dbname) as cr:  # each statement commits alone
         if check:
             dispatches = jobstore.committed(cr, dispatches)
         if not dispatches:
@@ -189,5 +189,5 @@ def publish_committed(dbname, dispatches, check=False):
             published, deferred, failed = [], [], [job.id for job in dispatches]
         else:
             failed = []
-        # READ COMMITTED: a worker may already have moved these jobs on; they stay as they are.
+        # A worker may already have moved these jobs on: they stay as they are.
         jobstore.record_dispatch(cr, published, deferred, failed)
