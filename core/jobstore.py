@@ -8,6 +8,7 @@ moved on meanwhile is left as it is, and the function says so: it returns what i
 and logs a transition that found nothing to move.
 """
 import collections
+import contextlib
 import datetime
 import itertools
 import logging
@@ -404,15 +405,17 @@ def channel(cr, name):
     return cr.fetchone()
 
 
-def function_defaults(cr, model_name, method_name):
+def function_defaults(cr, model_name, method_name, create=True):
     """The defaults the job function of ``model_name.method_name`` sets, by enqueue's option
-    names (``channel`` is a name); None when it is missing: it is created then, with none,
-    whoever enqueues."""
+    names (``channel`` is a name); None when it is missing: it is created then (``create``),
+    with none, whoever enqueues."""
     cr.execute("SELECT c.name, f.priority, f.max_retries, f.time_limit FROM celery_job_function f"
                " LEFT JOIN celery_job_channel c ON c.id = f.channel_id"
                " WHERE f.model_name = %s AND f.method_name = %s", (model_name, method_name))
     row = cr.fetchone()
     if row is None:
+        if not create:
+            return None
         cr.execute("INSERT INTO celery_job_function (name, model_name, method_name, max_retries,"
                    " time_limit, create_uid, write_uid, create_date, write_date)"
                    " VALUES (%s, %s, %s, -1, 0, %s, %s, " + NOW + ", " + NOW + ")"
@@ -495,7 +498,8 @@ def insert(cr, values, uid, depends_on=(), batch_id=None):
         WAITING if left else PENDING, left, batch_id, task_id, uid, uid]
     if getattr(cr, "_celery_plans", None) is None and getattr(cr, "_celery_inserted", False):
         keep_plans(cr)  # a cursor enqueuing jobs in a loop (the first PREPARE costs a round trip)
-    cr._celery_inserted = True
+    with contextlib.suppress(AttributeError):  # a plain psycopg2 cursor: never prepared
+        cr._celery_inserted = True
     _execute(cr, _INSERT, params)
     inserted = cr.fetchone()
     if inserted:

@@ -14,6 +14,10 @@ from ..celeryapp import MAX_PRIORITY
 RELATED_ACTION = re.compile(r"^_?related_action\w*$")
 
 
+class _Missing(Exception):
+    """No job function of this method yet."""
+
+
 class CeleryJobFunction(models.Model):
     """The defaults of the jobs of one method: created by its first enqueue (or declared in
     a data file), edited by job managers.
@@ -70,16 +74,34 @@ class CeleryJobFunction(models.Model):
         return result
 
     @api.model
-    @tools.ormcache("model_name", "method_name")
     def _enqueue_defaults(self, model_name, method_name):
         """What enqueue takes from the job function of ``model_name.method_name`` (see
         ``jobstore.function_defaults``), kept by each process until a function or a channel's
-        name changes. A function created here is forgotten if its transaction rolls back."""
-        defaults = jobstore.function_defaults(self.env.cr, model_name, method_name)
+        name changes. A missing function is created, and until its transaction ends (a
+        savepoint may undo its creation) functions are read without the cache."""
+        cr = self.env.cr
+        if not getattr(cr, "_celery_created_function", False):
+            try:
+                return self._cached_defaults(model_name, method_name)
+            except _Missing:
+                pass
+        defaults = jobstore.function_defaults(cr, model_name, method_name)
         if defaults is None:
-            odoo_version.after_commit(self.env.cr, lambda: None,
-                                      lambda: odoo_version.clear_caches(self.env))
-        return types.MappingProxyType(defaults or {})
+            cr._celery_created_function = True
+
+            def transaction_ended():
+                cr._celery_created_function = False
+
+            odoo_version.after_commit(cr, transaction_ended, transaction_ended)
+        return defaults or {}
+
+    @api.model
+    @tools.ormcache("model_name", "method_name")
+    def _cached_defaults(self, model_name, method_name):
+        defaults = jobstore.function_defaults(self.env.cr, model_name, method_name, create=False)
+        if defaults is None:
+            raise _Missing()  # not cached
+        return types.MappingProxyType(defaults)
 
     @api.depends("model_name", "method_name")
     def _compute_name(self):

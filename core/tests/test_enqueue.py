@@ -106,6 +106,16 @@ class TestEnqueue(common.TransactionCase):
         third = self.partner.with_delay(identity_key="sync-42").write({"comment": "c"})
         self.assertNotEqual(third, first)
 
+    def test_a_transaction_enqueuing_jobs_in_a_loop_plans_its_insert_once(self):
+        jobs = [self.partner.with_delay().write({"comment": str(n)}) for n in range(4)]
+        self.assertEqual([job.args for job in jobs],
+                         ['[{"comment":"%d"}]' % n for n in range(4)])
+        self.assertEqual(len(set(job.uuid for job in jobs)), 4)
+        self.env.cr.execute("SELECT count(*) FROM pg_prepared_statements"
+                            " WHERE statement LIKE %s", ("PREPARE queue_celery_% AS INSERT INTO"
+                                                         " celery_job %",))
+        self.assertEqual(self.env.cr.fetchone()[0], 1)
+
     def test_enqueue_many_writes_every_call_in_order_with_its_options(self):
         other = self.env["res.partner"].create({"name": "Other target"})
         with trap_jobs(self.env) as trap:

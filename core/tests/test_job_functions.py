@@ -1,3 +1,5 @@
+from unittest.mock import patch
+
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import common
 
@@ -55,6 +57,42 @@ class TestJobFunctions(common.TransactionCase):
     def test_a_function_declared_in_data_is_found_by_enqueue(self):
         self.Function.create({"model_name": "res.partner", "method_name": "copy",
                               "channel_id": self.channel.id})
+        self.assertEqual(self.partner.with_delay().copy().channel_id, self.channel)
+
+    def test_a_function_whose_creation_a_savepoint_undid_is_created_again(self):
+        with self.assertRaises(UserError), self.env.cr.savepoint():
+            self.partner.with_delay().toggle_active()
+            raise UserError("undone")
+        self.assertFalse(self.function("toggle_active"))
+        self.partner.with_delay().toggle_active()
+        self.assertEqual(len(self.function("toggle_active")), 1)
+
+
+class TestFunctionDefaultsCache(common.TransactionCase):
+    """Each process keeps the functions it read until one changes (its own tests: on Odoo 18
+    a class shares one transaction, and a function created by enqueue turns the cache off
+    until it ends)."""
+
+    def setUp(self):
+        super().setUp()
+        self.partner = self.env["res.partner"].create({"name": "Cached function target"})
+        self.channel = self.env["celery.job.channel"].create({"name": "root.cached"})
+        self.function = self.env["celery.job.function"].create({
+            "model_name": "res.partner", "method_name": "copy", "priority": "3",
+            "channel_id": self.channel.id})
+
+    def test_enqueue_reads_a_function_once_until_it_changes(self):
+        with patch.object(jobstore, "function_defaults", wraps=jobstore.function_defaults) as read:
+            self.assertEqual([self.partner.with_delay().copy().priority for _ in range(3)],
+                             [3, 3, 3])
+            self.assertEqual(read.call_count, 1)
+            self.function.priority = "4"
+            self.assertEqual(self.partner.with_delay().copy().priority, 4)
+            self.assertEqual(read.call_count, 2)
+
+    def test_a_renamed_channel_keeps_its_functions_jobs(self):
+        self.partner.with_delay().copy()
+        self.channel.name = "root.renamed"
         self.assertEqual(self.partner.with_delay().copy().channel_id, self.channel)
 
 

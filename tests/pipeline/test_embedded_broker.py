@@ -64,6 +64,17 @@ def test_a_delivered_message_stays_reserved_until_acked_then_leaves_no_row(name)
         assert messages(name) == {"waiting": 0, "reserved": 0}
 
 
+def test_puts_wait_for_the_disk_claims_and_acknowledgements_do_not(name):
+    with connection() as conn, conn.SimpleQueue(name) as queue:
+        queue.put({"n": 1})
+        queue.get(timeout=5).ack()
+        channel = queue.channel
+        setting = "SELECT current_setting('synchronous_commit')"
+        assert [tuple(row) for row in channel._puts.execute(setting, {})] == [("on",)]
+        for statements in (channel._claims, channel.qos.statements):
+            assert [tuple(row) for row in statements.execute(setting, {})] == [("off",)]
+
+
 def test_a_message_unacked_past_its_visibility_timeout_is_delivered_again(name):
     with connection(visibility_timeout=1) as holder, connection() as other, \
             holder.SimpleQueue(name) as held_queue, other.SimpleQueue(name) as other_queue:

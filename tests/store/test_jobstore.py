@@ -211,3 +211,22 @@ def test_a_job_end_writes_its_users_bus_notice_when_their_client_is_connected(st
                   (channels[0],))
     assert json.loads(store.fetchone()[0]) == bus_message(
         "celery.job", {"id": job_id, "name": "store test", "state": "done"})
+
+
+class _LentCursor:
+    """A cursor object of its own on a shared connection, as Odoo's test cursors are."""
+
+    def __init__(self, cr):
+        self._cr = cr
+
+    def __getattr__(self, name):
+        return getattr(self._cr, name)
+
+
+def test_cursors_sharing_a_connection_keep_plans_of_their_own(store):
+    for cr in (_LentCursor(store), _LentCursor(store)):
+        jobstore.keep_plans(cr)
+        jobstore._execute(cr, "SELECT %s::int + 1", [1])
+        assert cr.fetchone() == (2,)
+    store.execute("SELECT count(*) FROM pg_prepared_statements")
+    assert store.fetchone() == (2,)
