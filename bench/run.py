@@ -11,7 +11,8 @@ the end-to-end figures of each Odoo version beside bare Celery (e2e.measure_vers
 ``--only versions``, only that section of BENCHMARKS.md is rewritten.
 
 One module per concern: e2e.py (end-to-end, queue_job's and each Odoo version's too), enqueue.py, latency.py
-(latency and priority), scale.py, metrics.py (the metrics page), memory.py (rss), report.py; rig.py is what they share.
+(latency and priority), scale.py, drain.py (a million jobs drained, only when asked for), metrics.py (the metrics
+page), memory.py (rss), report.py; rig.py is what they share.
 """
 import argparse
 import json

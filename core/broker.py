@@ -339,7 +339,7 @@ class Channel(sqlalchemy.Channel):
         """Put the messages ``rows`` (queue id, payload, priority) in one statement."""
         queues, payloads, priorities = zip(*rows, strict=True)
         self._puts.execute(_PUT, {"queues": list(queues), "payloads": list(payloads),
-                                        "priorities": list(priorities)})
+                                  "priorities": list(priorities)})
 
     def basic_get(self, queue, no_ack=False, **kwargs):
         self._empty.discard(queue)  # asked for: looked at, whatever was found before
@@ -363,7 +363,7 @@ class Channel(sqlalchemy.Channel):
 
     def _claim(self, queue, statement):
         rows = self._claims.execute(statement, {"queue": self._queue_id(queue),
-                                                    "timeout": self.visibility_timeout})
+                                                "timeout": self.visibility_timeout})
         if not rows:
             raise Empty()
         row = rows[0]
