@@ -136,8 +136,9 @@ class _Statements:
     def _connect(self):
         engine, _session = self.channel._open()
         self._connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        if not self.durable:
-            self._connection.execute(text("SET synchronous_commit = off"))
+        # Said either way: the engine's pool lends its connections again as they were left.
+        self._connection.execute(text("RESET synchronous_commit" if self.durable
+                                      else "SET synchronous_commit = off"))
         # What tells this backend from a later one with the same pid (read once: the
         # activity snapshot that holds it copies every backend's entry).
         self._backend_start = self._connection.execute(text(
