@@ -365,7 +365,10 @@ def drain_lines(results):
              " by a 2-process worker; the rate of each tenth of the jobs, the memory of every"
              " process as the first and the last tenth end (RSS; the PostgreSQL backends of the"
              " bench's databases without the shared buffers they touched), and the job list's"
-             " first page with its count on the table they leave (median of %d)."
+             " first page with its count on the table they leave (median of %d). PostgreSQL's"
+             " autovacuum is on for the run, as in every deployment (the bench turns it on"
+             " where a CI configuration turns it off, and back after): its first passes over"
+             " the million rows just written weigh on the first tenth."
              % (results.get("command", "bench/run.py --only drain"), results["date"],
                 results.get("load_start"), results["runs"]),
              "",
