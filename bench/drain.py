@@ -14,7 +14,7 @@ from bench.rig import (
     median,
     use_broker,
 )
-from bench.scale import LIST_FIELDS
+from bench.scale import list_page_seconds
 from harness import query
 
 ENQUEUE_BATCH = 10000  # jobs per transaction, by one enqueue_many()
@@ -79,7 +79,7 @@ def _drain(broker, count, runs):
     finally:
         worker.stop()
     result = {"count": count, "enqueue_rate": count / enqueued, "tenths": tenths,
-              "list": _list_times(runs)}
+              "list": [list_page_seconds() for _ in range(runs)]}
     log("drain %s: first tenth %.0f jobs/s, last %.0f jobs/s; job list %.0f ms", broker,
         tenths[0]["rate"], tenths[-1]["rate"], 1000 * median(result["list"]))
     return result
@@ -131,15 +131,3 @@ def _uss(pid):
         return psutil.Process(pid).memory_full_info().uss
     except psutil.Error:
         return 0  # ended meanwhile
-
-
-def _list_times(runs):
-    """The job list's first page (80 rows) and its count, as the web client asks them."""
-    times = []
-    for _ in range(runs):
-        with environment(DB_QC) as env:
-            started = time.perf_counter()
-            env["celery.job"].search_read([], LIST_FIELDS, limit=80)
-            env["celery.job"].search_count([])
-            times.append(time.perf_counter() - started)
-    return times
