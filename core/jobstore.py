@@ -21,7 +21,7 @@ import psycopg2.extensions
 from odoo import SUPERUSER_ID
 
 from .. import odoo_version
-from . import settings
+from . import broker, settings
 
 _logger = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ def _execute(cr, sql, params):
 
 
 def create_schema(cr):
-    """Indexes and the trigger the store relies on (the ORM creates the tables)."""
+    """Indexes, options and the trigger the store relies on (the ORM creates the tables)."""
+    cr.execute("ALTER TABLE celery_job SET (%s)" % ", ".join(broker.QUEUE_TABLE_OPTIONS))
     # Identity keys are unique per user among active jobs, enforced by the database itself
     # (the index's name changes with what "active" covers: ON CONFLICT names its predicate).
     cr.execute("DROP INDEX IF EXISTS celery_job_identity_key_waiting")

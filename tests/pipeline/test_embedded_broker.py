@@ -145,6 +145,12 @@ def test_a_producer_batch_puts_its_messages_in_one_statement_in_their_order(name
         assert [message.payload["n"] for message in received] == list(range(5))
 
 
+def table_options(dbname):
+    """The storage options of the broker's message table in ``dbname``."""
+    return set(query(dbname, "SELECT reloptions FROM pg_class"
+                             " WHERE oid = 'kombu_message'::regclass")[0][0] or ())
+
+
 def test_a_broker_database_of_an_earlier_version_is_upgraded_in_place(name):
     dbname = "qc_pytest_old_broker_%d" % os.getpid()
     odoo.tools.config["celery_broker_db"] = dbname
@@ -164,6 +170,15 @@ def test_a_broker_database_of_an_earlier_version_is_upgraded_in_place(name):
             dbname, "SELECT indexname FROM pg_indexes WHERE tablename = 'kombu_message'")}
         assert {"kombu_message_ordered", "kombu_message_reserved"} <= indexes
         assert "kombu_message_waiting" not in indexes
+        assert set(broker.QUEUE_TABLE_OPTIONS) <= table_options(dbname)
+        # A table with every index but no options (the version before them) gets them.
+        query(dbname, "ALTER TABLE kombu_message RESET (autovacuum_vacuum_scale_factor,"
+                      " autovacuum_analyze_scale_factor)")
+        broker._upgraded.clear()
+        with kombu.Connection(url) as conn, conn.SimpleQueue(name) as queue:
+            queue.put({"n": 2})
+            queue.get(timeout=5).ack()
+        assert set(broker.QUEUE_TABLE_OPTIONS) <= table_options(dbname)
     finally:
         odoo.tools.config["celery_broker_db"] = ""
         for key in [key for key in broker.Channel._engines if dbname in key]:

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from harness import bus_message, job_values
-from odoo.addons.queue_celery.core import jobstore
+from odoo.addons.queue_celery.core import broker, jobstore
 
 HOST, PID = "store-test@host", 4242
 
@@ -230,3 +230,8 @@ def test_cursors_sharing_a_connection_keep_plans_of_their_own(store):
         assert cr.fetchone() == (2,)
     store.execute("SELECT count(*) FROM pg_prepared_statements")
     assert store.fetchone() == (2,)
+
+
+def test_the_job_table_is_vacuumed_once_one_percent_of_its_rows_changed(store):
+    store.execute("SELECT reloptions FROM pg_class WHERE oid = 'celery_job'::regclass")
+    assert set(broker.QUEUE_TABLE_OPTIONS) <= set(store.fetchone()[0])
