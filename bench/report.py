@@ -367,8 +367,8 @@ def drain_lines(results):
              " bench's databases without the shared buffers they touched), and the job list's"
              " first page with its count on the table they leave (median of %d). PostgreSQL's"
              " autovacuum is on for the run, as in every deployment (the bench turns it on"
-             " where a CI configuration turns it off, and back after): its first passes over"
-             " the million rows just written weigh on the first tenth."
+             " where a CI configuration turns it off, and back after); the queue tables ask"
+             " for a vacuum once 1%% of their rows changed (`broker.QUEUE_TABLE_OPTIONS`)."
              % (results.get("command", "bench/run.py --only drain"), results["date"],
                 results.get("load_start"), results["runs"]),
              "",
