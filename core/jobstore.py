@@ -1053,7 +1053,9 @@ def sweep(cr, grace, window, republish_after):
     ``pending`` (publishing never happened), waiting in the database for an eta now near,
     or ``enqueued`` so long that their broker must have lost them are published again.
     ``cr`` is READ COMMITTED: workers move these jobs on meanwhile, and their updates must
-    neither fail the sweep nor be undone by it.
+    neither fail the sweep nor be undone by it. ``held`` is NULL on a job never held: a
+    condition on it says ``IS TRUE``, so that its channel's admission is asked of held
+    jobs only (asked of every waiting job, it cost 10 s for 200,000 of them).
     """
     # The lock is tried on old started jobs only (CASE fixes the order of evaluation):
     # taking it on a waiting job would make its worker drop the job's message.
@@ -1080,7 +1082,7 @@ def sweep(cr, grace, window, republish_after):
         " OR state = 'pending' AND create_date < " + NOW + " - make_interval(secs => %(grace)s)"
         " OR state = 'enqueued' AND date_enqueued IS NULL AND held IS NOT TRUE"
         "    AND (eta IS NULL OR eta < " + NOW + " + make_interval(secs => %(window)s))"
-        " OR state = 'enqueued' AND held AND NOT EXISTS (SELECT 1"
+        " OR state = 'enqueued' AND held IS TRUE AND NOT EXISTS (SELECT 1"
         "    FROM celery_job_channel_refusal(id) r WHERE r.refusal IS NOT NULL AND r.wait IS NULL)"
         " OR state = 'enqueued' AND held IS NOT TRUE AND date_enqueued < " + NOW +
         "    - make_interval(secs => %(republish)s) AND (eta IS NULL OR eta < " + NOW + ")"

@@ -196,6 +196,18 @@ def test_the_sweeper_publishes_forgotten_jobs_and_recovers_dead_workers(store):
     assert state(store, dead)[0] == "failed"
 
 
+def test_the_sweeper_asks_channel_admission_of_held_jobs_only(store):
+    """A backlog of enqueued jobs costs the sweeper no admission each (10 s for 200,000)."""
+    waiting = [insert(store)[0] for _ in range(3)]
+    store.execute("UPDATE celery_job SET state = 'enqueued', date_enqueued ="
+                  " now() at time zone 'UTC' WHERE id = ANY(%s)", (waiting,))
+    store.execute("SET LOCAL track_functions = 'all'")
+    jobstore.sweep(store, grace=30, window=300, republish_after=3600)
+    store.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
+                  " WHERE funcname = 'celery_job_channel_refusal'")
+    assert store.fetchone()[0] == 0
+
+
 def test_a_job_end_writes_its_users_bus_notice_when_their_client_is_connected(store):
     job_id, dispatch = insert(store)
     jobstore.claim(store, dispatch.uuid, dispatch.task_id, HOST, PID)
