@@ -48,7 +48,7 @@ RESTORE_INTERVAL = 1.0
 # Queue tables churn: each row is rewritten or deleted within seconds of its insert. Their
 # vacuum and statistics are asked for once 1% of their rows changed, not PostgreSQL's 20%:
 # a million waiting jobs would otherwise leave 200,000 dead rows in the statements' way
-# before the first vacuum (the drain of 200,000 Redis jobs ran its first tenth 25% slower).
+# before the first vacuum.
 QUEUE_TABLE_OPTIONS = ("autovacuum_vacuum_scale_factor=0.01",
                        "autovacuum_analyze_scale_factor=0.01")
 
